@@ -106,7 +106,8 @@ class CodeEdit:
       -inf removes a code so the next-best one takes its slot, +inf forces it in.
     - ``weights``: (mask, factor (G, C) float, drop): multiply a chosen code's contribution; with
       drop the slot is reported as -1.
-    - ``replace``: (mask, ids (n, G, k)): overwrite the chosen ids of the masked tokens.
+    - ``replace``: (mask (N, G) bool, ids (N, G, k)): overwrite the ids of the masked token/group
+      pairs (patching another prompt's codes in).
     """
 
     scores: tuple[tuple[Tensor | None, Tensor, float], ...] = ()
@@ -258,7 +259,7 @@ class Codebook(nn.Module):
             )
         if edit:
             for mask, new_ids in edit.replace:
-                ids[mask] = new_ids.to(ids.device)
+                ids = torch.where(mask.to(ids.device)[..., None], new_ids.to(ids.device), ids)
         return ids
 
     def _select_chunk(self, xn: Tensor, w: Tensor, edit: CodeEdit | None, start: int) -> Tensor:

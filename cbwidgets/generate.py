@@ -1,0 +1,132 @@
+"""Sampling with codes held on: a small decoding loop over the model's KV cache.
+
+transformers' own ``generate`` does not tell forward hooks where each new token sits in the
+sequence, and interventions need absolute positions (a code forced at position 12 must fire
+when token 12 is generated). This loop passes them, so ``positions=None`` interventions hold on
+every generated token, which is how topic steering works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from .codes import Codes
+from .errors import CodebookError
+
+if TYPE_CHECKING:
+    from .interventions import Intervention
+    from .model import CodebookModel
+
+__all__ = ["Generation", "generate", "sample_next"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Sampled sequences (prompt included), their codes, and the decoded continuations."""
+
+    ids: Tensor  # (samples, prompt + new)
+    prompt_length: int
+    codes: Codes
+    texts: tuple[str, ...] | None
+
+    @property
+    def new_ids(self) -> Tensor:
+        return self.ids[:, self.prompt_length :]
+
+    def __repr__(self) -> str:
+        s, t = self.ids.shape
+        return f"Generation(samples={s}, prompt={self.prompt_length}, new={t - self.prompt_length})"
+
+
+def sample_next(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One token per row from logits (rows, vocab); temperature 0 is greedy."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > top_p  # keep the token that crosses top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+
+
+def _check(max_new_tokens: int, num_samples: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise CodebookError(f"max_new_tokens={max_new_tokens!r} is not valid; give a positive integer.")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise CodebookError(f"num_samples={num_samples!r} is not valid; give a positive integer.")
+    if not isinstance(temperature, int | float) or temperature < 0 or temperature != temperature:
+        raise CodebookError(f"temperature={temperature!r} is not valid; give a number >= 0 (0 = greedy).")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise CodebookError(f"top_k={top_k!r} is not valid; give a positive integer or None.")
+    if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):
+        raise CodebookError(f"top_p={top_p!r} is not valid; give a number in (0, 1] or None.")
+
+
+@torch.no_grad()
+def generate(
+    model: CodebookModel,
+    prompt: Any,
+    max_new_tokens: int = 20,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    interventions: tuple[Intervention, ...] | list[Intervention] = (),
+) -> Generation:
+    """Sample ``num_samples`` continuations of each prompt row.
+
+    Interventions active around the call (``with model.force(...)``) and those passed here are held
+    on for the prompt and for every generated token. ``seed`` makes sampling repeatable.
+    """
+    _check(max_new_tokens, num_samples, temperature, top_k, top_p)
+    ids = model.as_input_ids(prompt).repeat_interleave(num_samples, dim=0)
+    prompt_length = ids.shape[1]
+    total = prompt_length + max_new_tokens
+    limit = model.max_length()
+    if limit is not None and total > limit:
+        raise CodebookError(
+            f"prompt ({prompt_length} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's context of "
+            f"{limit}; lower max_new_tokens to at most {limit - prompt_length}."
+        )
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    was_training = model.training
+    model.eval()
+    try:
+        with model.intervene(*interventions):
+            out = model(ids, use_cache=True, prompt_length=prompt_length, total_length=total)
+            parts = [out.codes.ids]
+            for _ in range(max_new_tokens):
+                token = sample_next(out.logits[:, -1], temperature, top_k, top_p, generator)
+                ids = torch.cat([ids, token[:, None]], dim=1)
+                out = model(
+                    token[:, None],
+                    cache=out.cache,
+                    use_cache=True,
+                    prompt_length=prompt_length,
+                    total_length=total,
+                )
+                parts.append(out.codes.ids)
+    finally:
+        model.train(was_training)
+    codes = Codes(torch.cat(parts, dim=1), out.codes.names, out.codes.labels)
+    texts = None
+    if model.tokenizer is not None:
+        texts = tuple(model.tokenizer.decode(row[prompt_length:].tolist()) for row in ids)
+    return Generation(ids, prompt_length, codes, texts)
