@@ -194,8 +194,8 @@ class CodebookModel(nn.Module):
 
             def out_hook(_m: nn.Module, _args: Any, output: Any) -> Any:
                 if isinstance(output, tuple):
-                    return (self._apply(name, output[0]), *output[1:])
-                return self._apply(name, output)
+                    return (self._snap_site(name, output[0]), *output[1:])
+                return self._snap_site(name, output)
 
             handle = module.register_forward_hook(out_hook)
         else:
@@ -203,7 +203,7 @@ class CodebookModel(nn.Module):
             def in_hook(_m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
                 if not args:
                     raise CodebookError(f"{site.module} was called without a positional input; cannot hook {name}.")
-                return (self._apply(name, args[0]), *args[1:])
+                return (self._snap_site(name, args[0]), *args[1:])
 
             handle = module.register_forward_pre_hook(in_hook)
         self.codebooks[_key(name)] = codebook
@@ -232,7 +232,7 @@ class CodebookModel(nn.Module):
         return names
 
     # ------------------------------------------------------------------ hooks
-    def _apply(self, site: str, x: Tensor) -> Tensor:
+    def _snap_site(self, site: str, x: Tensor) -> Tensor:
         run, state = self._run, self._state
         if run is not None and run.capture is not None:
             run.capture.setdefault(site, []).append(x.detach().reshape(-1, x.shape[-1]))
@@ -445,12 +445,13 @@ class CodebookModel(nn.Module):
     def end_training_step(
         self,
         all_reduce: Callable[[Tensor], Tensor] | None = None,
-        broadcast: Callable[[Tensor], Tensor] | None = None,
+        gather: Callable[[Tensor], Tensor] | None = None,
     ) -> int:
         """Fold this step's code hits into the counters and revive dead codes; returns codes revived.
 
-        Under several processes pass ``all_reduce`` (sum) and ``broadcast`` (from rank 0) so that every
-        process sees the same hits and revives codes to the same vectors.
+        Under several processes pass ``all_reduce`` (sum) and ``gather`` (concatenate in rank order) so
+        that every process sees the whole batch's hits and inputs, and so revives the same codes to
+        the same vectors as a single process would.
         """
         revived = 0
         for codebook in self.attached.values():
@@ -460,8 +461,8 @@ class CodebookModel(nn.Module):
             dead = codebook.update_usage(hits)
             inputs = codebook.take_last_inputs()
             if codebook.spec.revive_after is not None and inputs is not None and bool(dead.any()):
-                if broadcast is not None:
-                    inputs = broadcast(inputs.contiguous())
+                if gather is not None:
+                    inputs = gather(inputs.contiguous())
                 revived += codebook.revive(dead, inputs)
         return revived
 

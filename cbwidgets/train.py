@@ -1,0 +1,253 @@
+"""Training codebooks (and optionally the base model) with accelerate.
+
+The same call runs on a CPU, a GPU, or several processes started with ``accelerate launch`` or
+``torchrun``: each process takes an equal shard of every global batch, so the loss curve does not
+depend on how many processes share the work. Batches are a pure function of the step, which makes
+resuming exact: a checkpoint stores the step, the model, the optimiser and the RNG states.
+
+Parameters are collected after the codebooks are attached. Codebook parameters get no weight
+decay; the base model can be frozen (``freeze_base=True``) or finetuned at ``lr * model_lr_scale``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .errors import CodebookError, check_choice
+from .model import CodebookModel
+
+__all__ = ["TrainConfig", "TrainResult", "train", "batch_for_step"]
+
+Data = Tensor | Callable[[int, int], Tensor]
+Callback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    model_lr_scale: float = 1.0
+    weight_decay: float = 0.01
+    reconstruction_weight: float = 1.0
+    freeze_base: bool = False
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    mixed_precision: str = "no"  # "no", "bf16", "fp16"
+    log_every: int = 10
+    checkpoint_every: int | None = None
+    checkpoint_dir: str | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CodebookError(f"{name}={value!r} is not valid; give a positive integer.")
+        if not self.lr > 0:
+            raise CodebookError(f"lr={self.lr!r} is not valid; give a positive learning rate such as 1e-3.")
+        check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
+        if self.checkpoint_every is not None and not self.checkpoint_dir:
+            raise CodebookError("checkpoint_every is set but checkpoint_dir is not; say where checkpoints go.")
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame  # one row per logged step
+    step: int
+    checkpoint: Path | None
+
+
+def batch_for_step(data: Data, step: int, batch_size: int, seed: int) -> Tensor:
+    """The global batch of one step: a pure function of (data, step, seed), so resuming is exact."""
+    if callable(data):
+        return data(step, batch_size)
+    n = data.shape[0]
+    if n < batch_size:
+        raise CodebookError(f"the data has {n} sequences, fewer than batch_size={batch_size}; lower batch_size.")
+    per_epoch = n // batch_size
+    epoch, index = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return data[order[index * batch_size : (index + 1) * batch_size]]
+
+
+def _param_groups(model: CodebookModel, config: TrainConfig) -> list[dict[str, Any]]:
+    codebook = [p for p in model.codebook_parameters() if p.requires_grad]
+    base = [p for p in model.model.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = [{"params": codebook, "weight_decay": 0.0, "lr": config.lr, "name": "codebooks"}]
+    if base:
+        model_lr = config.lr * config.model_lr_scale
+        decay = [p for p in base if p.dim() >= 2]
+        no_decay = [p for p in base if p.dim() < 2]
+        groups.append({"params": decay, "weight_decay": config.weight_decay, "lr": model_lr, "name": "model"})
+        groups.append({"params": no_decay, "weight_decay": 0.0, "lr": model_lr, "name": "model_no_decay"})
+    return [g for g in groups if g["params"]]
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10 % of the peak."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _check_data(model: CodebookModel, data: Data) -> None:
+    if callable(data):
+        return
+    if not isinstance(data, Tensor) or data.dim() != 2 or data.is_floating_point():
+        raise CodebookError(
+            "training data must be a LongTensor of token ids (sequences, tokens), or a function "
+            "(step, batch_size) -> such a tensor."
+        )
+    model.as_input_ids(data[:1])  # range and context checks, with their messages
+
+
+def train(
+    model: CodebookModel,
+    data: Data,
+    config: TrainConfig | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: str | Path | bool | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data``; ``resume=True`` continues from the newest checkpoint in checkpoint_dir.
+
+    ``callbacks`` receive a metrics dict every ``log_every`` steps (main process only): step, loss,
+    lm_loss, reconstruction, ``reconstruction/<site>``, used_share (codes hit since the last log),
+    dead, revived, lr, seconds.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    if not model.attached:
+        raise CodebookError("no codebooks attached; call model.attach(...) before train().")
+    _check_data(model, data)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if config.batch_size % world:
+        raise CodebookError(
+            f"batch_size={config.batch_size} does not split evenly over {world} processes; use a multiple of {world}."
+        )
+    frozen = [p for p in model.model.parameters() if p.requires_grad] if config.freeze_base else []
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        torch.manual_seed(config.seed)
+        optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
+        base_lrs = [g["lr"] for g in optimizer.param_groups]
+        wrapped, optimizer = accelerator.prepare(model.to(accelerator.device), optimizer)
+        start, history, checkpoint = 0, [], None
+        if resume:
+            target = latest_checkpoint(config.checkpoint_dir or ".") if resume is True else Path(resume)
+            if target is None:
+                raise CodebookError(f"resume=True but {config.checkpoint_dir!r} holds no step-N checkpoint.")
+            state = load_checkpoint(target, model, optimizer, rank)
+            start, history = int(state["step"]), list(state["history"])
+        sync = (
+            (lambda t: accelerator.reduce(t, reduction="sum"), accelerator.gather)
+            if world > 1
+            else (None, None)
+        )
+        model.train()
+        window: dict[str, float] = {"loss": 0.0, "lm": 0.0, "rec": 0.0, "n": 0, "revived": 0}
+        recon_window: dict[str, float] = {}
+        hits_at_log = {name: cb.hits.clone() for name, cb in model.attached.items()}
+        started = time.perf_counter()
+        bar = tqdm(total=config.steps, initial=start, disable=not (config.progress and accelerator.is_main_process),
+                   desc="training", unit="step")
+        for step in range(start, config.steps):
+            for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base_lr * _lr_factor(step, config)
+            batch = batch_for_step(data, step, config.batch_size, config.seed)
+            shard = batch.chunk(world)[rank].to(accelerator.device)
+            out = wrapped(shard, labels=shard)
+            recon = out.reconstruction_loss
+            loss = out.loss + config.reconstruction_weight * recon
+            accelerator.backward(loss)
+            if config.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            window["revived"] += model.end_training_step(*sync)
+            window["loss"] += float(loss.detach())
+            window["lm"] += float(out.loss.detach())
+            window["rec"] += float(recon.detach())
+            window["n"] += 1
+            for site, value in out.reconstruction.items():
+                recon_window[site] = recon_window.get(site, 0.0) + float(value.detach())
+            bar.update(1)
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                metrics = _metrics(model, accelerator, done, window, recon_window, hits_at_log, optimizer, started)
+                history.append(metrics)
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", used=f"{metrics['used_share']:.2f}")
+                if accelerator.is_main_process:
+                    for callback in callbacks:
+                        callback(metrics)
+                window = {"loss": 0.0, "lm": 0.0, "rec": 0.0, "n": 0, "revived": 0}
+                recon_window = {}
+                hits_at_log = {name: cb.hits.clone() for name, cb in model.attached.items()}
+            if config.checkpoint_every and config.checkpoint_dir and (done % config.checkpoint_every == 0):
+                checkpoint = save_checkpoint(
+                    Path(config.checkpoint_dir) / f"step-{done}",
+                    model,
+                    optimizer,
+                    {"step": done, "history": history, "config": asdict(config)},
+                    rank,
+                    accelerator.is_main_process,
+                )
+                accelerator.wait_for_everyone()
+        bar.close()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    model.eval()
+    return TrainResult(pd.DataFrame(history), config.steps, checkpoint)
+
+
+def _metrics(
+    model: CodebookModel,
+    accelerator: Any,
+    step: int,
+    window: dict[str, float],
+    recon_window: dict[str, float],
+    hits_at_log: dict[str, Tensor],
+    optimizer: Any,
+    started: float,
+) -> dict[str, Any]:
+    n = max(1, window["n"])
+    scalars = torch.tensor([window["loss"] / n, window["lm"] / n, window["rec"] / n] + [v / n for v in recon_window.values()])
+    if accelerator.num_processes > 1:
+        scalars = accelerator.reduce(scalars.to(accelerator.device), reduction="mean").cpu()
+    metrics: dict[str, Any] = {
+        "step": step,
+        "loss": float(scalars[0]),
+        "lm_loss": float(scalars[1]),
+        "reconstruction": float(scalars[2]),
+    }
+    for i, site in enumerate(recon_window):
+        metrics[f"reconstruction/{site}"] = float(scalars[3 + i])
+    used, total, dead = 0, 0, 0
+    for name, cb in model.attached.items():
+        used += int(((cb.hits - hits_at_log[name]) > 0).sum())
+        total += cb.hits.numel()
+        dead += int(cb.dead_codes().sum())
+    metrics["used_share"] = used / max(1, total)
+    metrics["dead"] = dead
+    metrics["revived"] = int(window["revived"])
+    metrics["lr"] = float(optimizer.param_groups[0]["lr"])
+    metrics["seconds"] = time.perf_counter() - started
+    return metrics

@@ -1,0 +1,37 @@
+"""Run by tests/test_train.py under torchrun: trains a tiny model and writes what each process saw."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from cbwidgets.train import TrainConfig, train
+from tests.tiny import tiny_model, tiny_data
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    model = tiny_model("gpt_neox", revive_after=3)
+    result = train(model, tiny_data(), TrainConfig(steps=12, batch_size=8, log_every=1, progress=False))
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    flat = torch.cat([p.detach().reshape(-1) for p in model.state_dict().values() if p.is_floating_point()])
+    (out / f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "world": world,
+                "losses": result.history["loss"].tolist(),
+                "revived": int(result.history["revived"].sum()),
+                "param_sum": float(flat.double().sum()),
+                "param_bytes": flat.numpy().tobytes().hex()[:4096],
+                "params": flat.tolist()[:2000],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
