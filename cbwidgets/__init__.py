@@ -1,0 +1,45 @@
+"""cbwidgets: codebook features in the notebook.
+
+Attach codebooks to a stock transformers causal LM, train them, read which codes fire on which
+tokens, and switch codes off or on to see what they do.
+
+    from cbwidgets import CodebookModel
+    model = CodebookModel.from_config(config)
+    model.attach(["attn_preproj", "mlp"], num_codes=1000, k=1)
+    out = model(token_ids)             # out.logits, out.codes
+    with model.ablate("0.3.17"):       # layer 0, head 3, code 17
+        ...
+"""
+
+from .codebook import Codebook, CodebookSpec
+from .codes import Codes
+from .errors import CodebookError
+from .generate import Generation, generate
+from .interventions import Ablate, Force, Patch, Scale
+from .model import CodebookModel, CodebookOutput
+from .sites import SITE_KINDS, SITE_TABLE, supported_model_types
+from .train import TrainConfig, TrainResult, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SITE_KINDS",
+    "SITE_TABLE",
+    "Ablate",
+    "Codebook",
+    "CodebookError",
+    "CodebookModel",
+    "CodebookOutput",
+    "CodebookSpec",
+    "Codes",
+    "Force",
+    "Generation",
+    "Patch",
+    "Scale",
+    "TrainConfig",
+    "TrainResult",
+    "__version__",
+    "generate",
+    "supported_model_types",
+    "train",
+]

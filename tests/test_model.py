@@ -1,0 +1,132 @@
+"""CodebookModel on real transformers models of every supported family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cbwidgets.model import CodebookModel
+from cbwidgets.sites import SITE_KINDS
+from tests.tiny import FAMILIES, VOCAB, tiny_data, tiny_model
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_attach_forward_codes_detach(family: str) -> None:
+    model = tiny_model(family, attach=False)
+    x = tiny_data(3, 10)
+    with torch.no_grad():
+        before = model(x).logits
+    attached = model.attach(list(SITE_KINDS), num_codes=16, k=2)
+    assert len(attached) == 2 * len(SITE_KINDS)
+    with torch.no_grad():
+        out = model(x)
+    # 2 layers x (4 heads at attn_preproj + attn + mlp + block)
+    assert out.codes.shape == (3, 10, 2 * (4 + 3), 2)
+    assert out.codes.ids.min() >= 0 and out.codes.ids.max() < 16
+    assert out.codes.labels[:5] == ("0.0", "0.1", "0.2", "0.3", "0.attn")
+    assert not torch.equal(out.logits, before)  # the bottleneck changes the computation
+    model.detach()
+    assert model.attached == {}
+    with torch.no_grad():
+        after = model(x).logits
+    assert torch.equal(after, before)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_load_round_trip(family: str, tmp_path: Path) -> None:
+    model = tiny_model(family, num_codes=20, k=2, revive_after=7)
+    model.attached["layers.1.mlp"].hits[0, 3] = 5  # counters travel too
+    x = tiny_data(2, 12)
+    with torch.no_grad():
+        out = model(x)
+    model.save_pretrained(tmp_path / "saved")
+    assert not list((tmp_path / "saved").rglob("*.bin")) and not list((tmp_path / "saved").rglob("*.pt"))
+    loaded = CodebookModel.from_pretrained(tmp_path / "saved").eval()
+    with torch.no_grad():
+        again = loaded(x)
+    assert torch.equal(again.codes.ids, out.codes.ids)
+    assert torch.equal(again.logits, out.logits)
+    assert again.codes.names == out.codes.names
+    assert int(loaded.attached["layers.1.mlp"].hits[0, 3]) == 5
+    assert loaded.attached["layers.1.mlp"].spec == model.attached["layers.1.mlp"].spec
+
+
+def test_plain_transformers_folder_loads_without_codebooks(tmp_path: Path) -> None:
+    model = tiny_model("llama", attach=False)
+    model.model.save_pretrained(tmp_path / "hf")
+    loaded = CodebookModel.from_pretrained(tmp_path / "hf")
+    assert loaded.attached == {}
+    x = tiny_data(1, 5)
+    with torch.no_grad():
+        assert torch.equal(loaded(x).logits, model(x).logits)
+
+
+def test_codes_table_and_numpy() -> None:
+    model = tiny_model("gpt2", num_codes=16, k=1)
+    with torch.no_grad():
+        codes = model(tiny_data(2, 4)).codes
+    array = codes.numpy()
+    assert isinstance(array, np.ndarray) and array.shape == codes.shape
+    frame = codes.to_frame(tokens=[[f"t{i}" for i in range(4)]] * 2)
+    assert len(frame) == 2 * 4 * len(codes) * 1
+    row = frame.iloc[0]
+    assert row["code_name"] == f"{row['codebook']}.{row['code']}"
+    assert row["token"] == "t0"
+    assert torch.equal(codes["0.mlp"], codes.ids[:, :, codes.index("layers.0.mlp")])
+    # a code name read from the table can be pasted into an intervention
+    with model.ablate(row["code_name"]), torch.no_grad():
+        assert (model(tiny_data(2, 4)).codes[row["codebook"]] != row["code"]).all()
+
+
+def test_mixed_k_pads_with_minus_one() -> None:
+    model = tiny_model("gpt_neox", attach=False)
+    model.attach("layers.0.mlp", num_codes=16, k=1)
+    model.attach("layers.1.mlp", num_codes=16, k=3)
+    with torch.no_grad():
+        codes = model(tiny_data(1, 5)).codes
+    assert codes.shape[-1] == 3
+    assert (codes["0.mlp"][..., 1:] == -1).all() and (codes["1.mlp"] >= 0).all()
+
+
+def test_codebooks_disabled_gives_base_model() -> None:
+    model = tiny_model("qwen2", attach=False)
+    x = tiny_data(2, 6)
+    with torch.no_grad():
+        base = model(x).logits
+        model.attach(["mlp", "attn_preproj"])
+        with model.codebooks_disabled():
+            off = model(x)
+        on = model(x).logits
+    assert torch.equal(off.logits, base)
+    assert (off.codes.ids == -1).all()
+    assert not torch.equal(on, base)
+
+
+def test_kmeans_init_from_model_activations() -> None:
+    model = tiny_model("gpt_neox", num_codes=16)
+    data = tiny_data(32, 16)
+    with torch.enable_grad():
+        before = float(model(data, labels=data).reconstruction_loss.detach())
+        model.kmeans_init(data, iters=10)
+        after = float(model(data, labels=data).reconstruction_loss.detach())
+    assert after < 0.7 * before
+
+
+def test_text_in_text_out_with_a_tokenizer() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {str(i): i for i in range(10)} | {"<s>": 10}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<s>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", unk_token="<s>")
+    model = tiny_model("gpt_neox")
+    model.tokenizer = fast
+    ids = model.as_input_ids("0123")
+    assert ids.tolist() == [[0, 1, 2, 3]]
+    gen = model.generate("0123", max_new_tokens=4, seed=0)
+    assert gen.texts is not None and len(gen.texts) == 1
+    assert gen.ids.shape == (1, 8) and int(gen.ids.max()) < VOCAB
