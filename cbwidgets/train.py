@@ -124,6 +124,9 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on ``data``; ``resume=True`` continues from the newest checkpoint in checkpoint_dir.
 
+    With no codebooks attached, or inside ``model.codebooks_disabled()``, this trains the base
+    model alone (the first phase of the usual recipe: base model, k-means, then joint finetuning).
+
     ``callbacks`` receive a metrics dict every ``log_every`` steps (main process only): step, loss,
     lm_loss, reconstruction, ``reconstruction/<site>``, used_share (codes hit since the last log),
     dead, revived, lr, seconds.
@@ -132,8 +135,6 @@ def train(
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
-    if not model.attached:
-        raise CodebookError("no codebooks attached; call model.attach(...) before train().")
     _check_data(model, data)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -174,7 +175,9 @@ def train(
             batch = batch_for_step(data, step, config.batch_size, config.seed)
             shard = batch.chunk(world)[rank].to(accelerator.device)
             out = wrapped(shard, labels=shard)
-            recon = out.reconstruction_loss
+            recon = out.reconstruction_loss  # None with no codebooks, or under codebooks_disabled()
+            if recon is None:
+                recon = torch.zeros((), device=out.loss.device)
             loss = out.loss + config.reconstruction_weight * recon
             accelerator.backward(loss)
             if config.grad_clip:

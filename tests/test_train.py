@@ -82,8 +82,6 @@ def test_batches_are_a_function_of_the_step() -> None:
 
 
 def test_training_refuses_bad_setups(tmp_path: Path) -> None:
-    with pytest.raises(CodebookError, match="no codebooks attached"):
-        train(tiny_model(attach=False), tiny_data(), TrainConfig(steps=1, progress=False))
     with pytest.raises(CodebookError, match="fewer than batch_size=128"):
         train(tiny_model(), tiny_data(), TrainConfig(steps=1, batch_size=128, progress=False))
     with pytest.raises(CodebookError, match="token ids"):
