@@ -91,7 +91,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, similarity={args.similarity}")
-    header = f"{'T':>5} {'d':>4} {'C':>6} {'k':>2} {'G':>2} | {'floor ms':>8} {'cb ms':>8} {'fwd x':>6} | {'floor f+b':>9} {'cb f+b':>8} {'f+b x':>6}"
+    header = (
+        f"{'T':>5} {'d':>4} {'C':>6} {'k':>2} {'G':>2} | {'floor ms':>8} {'cb ms':>8} {'fwd x':>6} | "
+        f"{'floor f+b':>9} {'cb f+b':>8} {'f+b x':>6}"
+    )
     print(header)
     print("-" * len(header))
     worst = 0.0

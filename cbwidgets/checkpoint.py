@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .errors import CodebookError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "rng_state", "set_rng_state"]
+__all__ = ["latest_checkpoint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
 
 STATE_JSON = "trainer_state.json"
 
@@ -102,7 +102,9 @@ def load_checkpoint(
         rng_path = folder / f"rng-{rank}.safetensors"
         rng = load_file(str(rng_path if rng_path.exists() else folder / "rng-0.safetensors"))
     except (json.JSONDecodeError, SafetensorError, OSError, ValueError) as err:
-        raise CodebookError(f"checkpoint {str(folder)!r} is unreadable or corrupt ({err}); use an earlier one.") from None
+        raise CodebookError(
+            f"checkpoint {str(folder)!r} is unreadable or corrupt ({err}); use an earlier one."
+        ) from None
     if missing or unexpected:
         raise CodebookError(
             f"checkpoint {str(folder)!r} does not fit this model: missing {sorted(missing)[:5]}, "

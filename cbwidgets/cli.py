@@ -14,7 +14,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="train a small codebook model on TokFSM (CPU, ~1 min) and show its codes")
     demo.add_argument("--steps", type=int, default=300, help="joint training steps with codebooks (default 300)")
-    demo.add_argument("--base-steps", type=int, default=1000, help="base-model steps before the codebooks (default 1000)")
+    demo.add_argument(
+        "--base-steps", type=int, default=1000, help="base-model steps before the codebooks (default 1000)"
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)

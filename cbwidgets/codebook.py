@@ -25,12 +25,12 @@ from torch import Tensor, nn
 from .errors import CodebookError, check_choice
 
 __all__ = [
-    "SIMILARITIES",
     "LOSSES",
-    "CodebookSpec",
+    "SIMILARITIES",
     "CodeEdit",
-    "Snap",
     "Codebook",
+    "CodebookSpec",
+    "Snap",
 ]
 
 SIMILARITIES = ("cosine", "inner", "euclidean")
@@ -66,14 +66,11 @@ class CodebookSpec:
         if self.dim % self.groups:
             divisors = [g for g in range(1, self.dim + 1) if self.dim % g == 0]
             raise CodebookError(
-                f"groups={self.groups} does not divide dim={self.dim}; valid group counts for this "
-                f"dim: {divisors}."
+                f"groups={self.groups} does not divide dim={self.dim}; valid group counts for this dim: {divisors}."
             )
         check_choice("similarity", self.similarity, SIMILARITIES)
         check_choice("loss", self.loss, LOSSES)
-        if self.revive_after is not None and (
-            not isinstance(self.revive_after, int) or self.revive_after < 1
-        ):
+        if self.revive_after is not None and (not isinstance(self.revive_after, int) or self.revive_after < 1):
             raise CodebookError(
                 f"revive_after={self.revive_after!r} is not valid; give a positive number of "
                 f"training steps, or None to never revive dead codes."
@@ -91,9 +88,7 @@ class CodebookSpec:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
-            raise CodebookError(
-                f"unknown codebook settings {sorted(unknown)}; valid settings: {sorted(known)}."
-            )
+            raise CodebookError(f"unknown codebook settings {sorted(unknown)}; valid settings: {sorted(known)}.")
         return cls(**data)
 
 
@@ -129,6 +124,10 @@ class Snap(NamedTuple):
 class Codebook(nn.Module):
     """G independent codebooks of ``num_codes`` codes over ``dim / G`` chunks of the input."""
 
+    hits: Tensor  # (G, C) times each code fired in training
+    steps_since_used: Tensor  # (G, C) training steps since each code last fired
+    revived: Tensor  # (G,) codes revived so far
+
     def __init__(
         self,
         num_codes: int,
@@ -142,9 +141,7 @@ class Codebook(nn.Module):
         eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        self.spec = CodebookSpec(
-            num_codes, dim, k, groups, similarity, loss, revive_after, commitment
-        )
+        self.spec = CodebookSpec(num_codes, dim, k, groups, similarity, loss, revive_after, commitment)
         g, c, dg = groups, num_codes, self.spec.group_dim
         self.eps = eps
         self.codes = nn.Parameter(torch.randn(g, c, dg) / math.sqrt(dg))
@@ -192,9 +189,7 @@ class Codebook(nn.Module):
 
     def forward(self, x: Tensor, edit: CodeEdit | None = None) -> Snap:
         if x.shape[-1] != self.dim:
-            raise CodebookError(
-                f"input has feature size {x.shape[-1]} but this codebook expects dim={self.dim}."
-            )
+            raise CodebookError(f"input has feature size {x.shape[-1]} but this codebook expects dim={self.dim}.")
         if not x.is_floating_point():
             raise CodebookError(
                 f"input dtype {x.dtype} is not valid; the codebook takes floating-point "
@@ -254,9 +249,7 @@ class Codebook(nn.Module):
         if n <= rows:
             ids = self._select_chunk(xn, w, edit, 0)
         else:
-            ids = torch.cat(
-                [self._select_chunk(xn[i : i + rows], w, edit, i) for i in range(0, n, rows)]
-            )
+            ids = torch.cat([self._select_chunk(xn[i : i + rows], w, edit, i) for i in range(0, n, rows)])
         if edit:
             for mask, new_ids in edit.replace:
                 ids = torch.where(mask.to(ids.device)[..., None], new_ids.to(ids.device), ids)
@@ -374,9 +367,7 @@ class Codebook(nn.Module):
     def kmeans_init(self, x: Tensor, iters: int = 10, generator: torch.Generator | None = None) -> None:
         """Set the codes to k-means centroids of the normalised inputs x (..., dim)."""
         if x.shape[-1] != self.dim:
-            raise CodebookError(
-                f"k-means input has feature size {x.shape[-1]}; this codebook expects dim={self.dim}."
-            )
+            raise CodebookError(f"k-means input has feature size {x.shape[-1]}; this codebook expects dim={self.dim}.")
         points = self.normalize(x.detach().to(self.codes.dtype)).transpose(0, 1)  # (G, N, dg)
         g, n, _ = points.shape
         c = self.num_codes
@@ -401,4 +392,3 @@ class Codebook(nn.Module):
             centroids = torch.where(filled[..., None], sums / counts.clamp_min(1)[..., None], centroids)
         self.codes.data.copy_(centroids)
         self.reset_usage()
-

@@ -30,8 +30,7 @@ class Codes:
     def __post_init__(self) -> None:
         if self.ids.dim() != 4 or self.ids.shape[2] != len(self.names):
             raise CodebookError(
-                f"Codes ids must be (batch, tokens, {len(self.names)} codebooks, k); got shape "
-                f"{tuple(self.ids.shape)}."
+                f"Codes ids must be (batch, tokens, {len(self.names)} codebooks, k); got shape {tuple(self.ids.shape)}."
             )
 
     @property
@@ -77,9 +76,7 @@ class Codes:
         )
         if tokens is not None:
             if len(tokens) != b or any(len(row) != t for row in tokens):
-                raise CodebookError(
-                    f"tokens must be {b} rows of {t} strings to match these codes."
-                )
+                raise CodebookError(f"tokens must be {b} rows of {t} strings to match these codes.")
             frame.insert(2, "token", [tokens[i][j] for i, j in zip(grid[0], grid[1], strict=True)])
         return frame
 
@@ -88,4 +85,6 @@ class Codes:
 
     def __repr__(self) -> str:
         b, t, n, k = self.shape
-        return f"Codes(batch={b}, tokens={t}, codebooks={n}, k={k}: {', '.join(self.labels[:6])}{'...' if n > 6 else ''})"
+        return (
+            f"Codes(batch={b}, tokens={t}, codebooks={n}, k={k}: {', '.join(self.labels[:6])}{'...' if n > 6 else ''})"
+        )

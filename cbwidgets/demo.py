@@ -32,7 +32,8 @@ def build_demo_model(fsm: TokFSM, seed: int = 0, num_codes: int = 200) -> Codebo
         intermediate_size=256,
         vocab_size=fsm.vocab_size,
         max_position_embeddings=128,
-        rotary_pct=1.0,  # full rotary finds state boundaries (position parity) far sooner than the default 0.25
+        # full rotary finds state boundaries (position parity) far sooner than the default 0.25
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0},
         bos_token_id=fsm.bos_id,
         eos_token_id=fsm.bos_id,
         pad_token_id=fsm.bos_id,
@@ -59,8 +60,15 @@ def _states_per_code(fsm: TokFSM, model: CodebookModel, codebook: str, seed: int
     for code, states in seen.items():
         total = sum(states.values())
         top, count = states.most_common(1)[0]
-        rows.append({"code": f"{codebook}.{code}", "fires": total, "states": len(states), "top_state": top,
-                     "top_share": count / total})
+        rows.append(
+            {
+                "code": f"{codebook}.{code}",
+                "fires": total,
+                "states": len(states),
+                "top_state": top,
+                "top_share": count / total,
+            }
+        )
     return pd.DataFrame(rows).sort_values("fires", ascending=False).reset_index(drop=True)
 
 
@@ -77,8 +85,10 @@ def run_demo(
         print(text, file=out, flush=True)
 
     fsm = TokFSM(seed=42)
-    say(f"TokFSM world: {fsm.num_states} states, {fsm.num_edges} out-edges each, states written as "
-        f"{fsm.digits} digits; sequences are <bos> + a random walk.")
+    say(
+        f"TokFSM world: {fsm.num_states} states, {fsm.num_edges} out-edges each, states written as "
+        f"{fsm.digits} digits; sequences are <bos> + a random walk."
+    )
     model = build_demo_model(fsm, seed=seed)
     say(f"Model: {model}")
     started = time.perf_counter()
@@ -86,31 +96,50 @@ def run_demo(
         base = train(
             model,
             fsm.batches(length=64, seed=seed),
-            TrainConfig(steps=base_steps, batch_size=32, lr=3e-3, warmup_steps=30, weight_decay=0.0, log_every=50,
-                        seed=seed, progress=progress),
+            TrainConfig(
+                steps=base_steps,
+                batch_size=32,
+                lr=3e-3,
+                warmup_steps=30,
+                weight_decay=0.0,
+                log_every=50,
+                seed=seed,
+                progress=progress,
+            ),
         )
-    say(f"1. Base model alone, {base_steps} steps: LM loss {base.history['lm_loss'].iloc[-1]:.3f} "
-        f"(uniform guessing: {math.log(fsm.base):.3f}).")
+    say(
+        f"1. Base model alone, {base_steps} steps: LM loss {base.history['lm_loss'].iloc[-1]:.3f} "
+        f"(uniform guessing: {math.log(fsm.base):.3f})."
+    )
     model.kmeans_init(fsm.sample(64, 64, seed=seed + 1), iters=10, seed=seed)
     say("2. Codebooks initialised by k-means on the base model's activations.")
     result = train(
         model,
         fsm.batches(length=64, seed=seed + 2),
-        TrainConfig(steps=steps, batch_size=32, lr=1e-3, warmup_steps=10, weight_decay=0.0, log_every=25,
-                    seed=seed + 2, progress=progress),
+        TrainConfig(
+            steps=steps,
+            batch_size=32,
+            lr=1e-3,
+            warmup_steps=10,
+            weight_decay=0.0,
+            log_every=25,
+            seed=seed + 2,
+            progress=progress,
+        ),
     )
     seconds = time.perf_counter() - started
     last = result.history.iloc[-1]
-    say(f"3. Model and codebooks together, {steps} steps: LM loss {last['lm_loss']:.3f} with the codebooks on, "
+    say(
+        f"3. Model and codebooks together, {steps} steps: LM loss {last['lm_loss']:.3f} with the codebooks on, "
         f"reconstruction {last['reconstruction']:.2f}, codes used in the last window {last['used_share']:.0%}. "
-        f"Total {seconds:.0f} s.")
+        f"Total {seconds:.0f} s."
+    )
 
     prompt = fsm.sample(1, 13, seed=seed + 7)
     tokens = fsm.tokenizer().convert_ids_to_tokens(prompt[0].tolist())
     with torch.no_grad():
         output = model(prompt)
-    table = output.codes.to_frame(tokens=[tokens]).pivot(index=["position", "token"], columns="codebook",
-                                                         values="code")
+    table = output.codes.to_frame(tokens=[tokens]).pivot(index=["position", "token"], columns="codebook", values="code")
     table = table[list(output.codes.labels)]
     say("\nWhich codes fire on which tokens (rows: tokens; columns: codebooks layer.head or layer.mlp):")
     say(table.to_string())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["CodebookError", "choices", "check_choice"]
+__all__ = ["CodebookError", "check_choice", "choices"]
 
 
 class CodebookError(ValueError):
@@ -19,7 +19,7 @@ def choices(values: Iterable[object], limit: int = 12) -> str:
     """Render valid values for a message, eliding the middle of long lists."""
     items = [repr(v) if isinstance(v, str) else str(v) for v in values]
     if len(items) > limit:
-        items = items[: limit - 2] + ["...", items[-1]] + [f"({len(items)} in all)"]
+        items = [*items[: limit - 2], "...", items[-1], f"({len(items)} in all)"]
     return ", ".join(items)
 
 

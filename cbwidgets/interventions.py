@@ -28,12 +28,12 @@ from .names import CodebookNames, CodeRef
 __all__ = [
     "Ablate",
     "Force",
-    "Scale",
-    "Patch",
     "Intervention",
+    "Patch",
     "Resolved",
-    "resolve",
+    "Scale",
     "StepContext",
+    "resolve",
     "site_edit",
 ]
 
@@ -42,8 +42,8 @@ Positions = int | Sequence[int] | None
 
 def _codes_tuple(codes: CodeRef | Iterable[CodeRef]) -> tuple[CodeRef, ...]:
     if isinstance(codes, str) or (isinstance(codes, tuple) and len(codes) == 2 and isinstance(codes[1], int)):
-        return (codes,)  # type: ignore[return-value]
-    return tuple(codes)  # type: ignore[arg-type]
+        return (codes,)
+    return tuple(codes)
 
 
 def _positions_tuple(positions: Positions) -> tuple[int, ...] | None:
@@ -67,7 +67,9 @@ class Ablate:
     positions: tuple[int, ...] | None = None
     mode: Literal["substitute", "drop"] = "substitute"
 
-    def __init__(self, codes: CodeRef | Iterable[CodeRef], positions: Positions = None, mode: str = "substitute") -> None:
+    def __init__(
+        self, codes: CodeRef | Iterable[CodeRef], positions: Positions = None, mode: str = "substitute"
+    ) -> None:
         check_choice("mode", mode, ("substitute", "drop"))
         object.__setattr__(self, "codes", _codes_tuple(codes))
         object.__setattr__(self, "positions", _positions_tuple(positions))
@@ -95,7 +97,12 @@ class Scale:
     positions: tuple[int, ...] | None = None
 
     def __init__(self, codes: CodeRef | Iterable[CodeRef], factor: float, positions: Positions = None) -> None:
-        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor != factor or abs(factor) == float("inf"):
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, int | float)
+            or factor != factor
+            or abs(factor) == float("inf")
+        ):
             raise CodebookError(f"factor={factor!r} is not valid; give a finite number (0 = off, 1 = as is).")
         object.__setattr__(self, "codes", _codes_tuple(codes))
         object.__setattr__(self, "factor", float(factor))
@@ -129,11 +136,19 @@ class Patch:
                 f"Patch source must be the Codes of another forward (model(other).codes), got {type(source).__name__}."
             )
         object.__setattr__(self, "source", source)
-        object.__setattr__(self, "codebooks", codebooks if codebooks is None or isinstance(codebooks, str) else tuple(codebooks))
+        object.__setattr__(
+            self,
+            "codebooks",
+            codebooks if codebooks is None or isinstance(codebooks, str) else tuple(codebooks),
+        )
         object.__setattr__(self, "positions", _positions_tuple(positions))
         object.__setattr__(self, "source_positions", _positions_tuple(source_positions))
-        if self.source_positions is not None and (self.positions is None or len(self.positions) != len(self.source_positions)):
-            raise CodebookError("source_positions needs positions of the same length: one source position per target position.")
+        if self.source_positions is not None and (
+            self.positions is None or len(self.positions) != len(self.source_positions)
+        ):
+            raise CodebookError(
+                "source_positions needs positions of the same length: one source position per target position."
+            )
 
 
 Intervention = Ablate | Force | Scale | Patch
@@ -154,7 +169,11 @@ class Resolved:
 
 
 def _code_table(
-    codes: tuple[CodeRef, ...], names: CodebookNames, sites: dict[str, tuple[int, int]], dtype: torch.dtype, fill: float
+    codes: tuple[CodeRef, ...],
+    names: CodebookNames,
+    sites: dict[str, tuple[int, int]],
+    dtype: torch.dtype,
+    fill: float,
 ) -> dict[str, Tensor]:
     """Per site, a (G, C) table holding ``fill`` at the named codes (0 / False elsewhere; 1 for float)."""
     if not codes:
@@ -203,9 +222,7 @@ def resolve(
         return Resolved("weights", intervention.positions, tables)
     if isinstance(intervention, Patch):
         return _resolve_patch(intervention, names, sites)
-    raise CodebookError(
-        f"{intervention!r} is not an intervention; use Ablate, Force, Scale or Patch from cbwidgets."
-    )
+    raise CodebookError(f"{intervention!r} is not an intervention; use Ablate, Force, Scale or Patch from cbwidgets.")
 
 
 def _resolve_patch(patch: Patch, names: CodebookNames, sites: dict[str, tuple[int, int]]) -> Resolved:
@@ -265,7 +282,9 @@ def _token_mask(positions: tuple[int, ...] | None, ctx: StepContext, device: tor
     return torch.isin(step, wanted).repeat(ctx.batch)
 
 
-def site_edit(resolved: Sequence[Resolved], site: str, ctx: StepContext, k: int, device: torch.device) -> CodeEdit | None:
+def site_edit(
+    resolved: Sequence[Resolved], site: str, ctx: StepContext, k: int, device: torch.device
+) -> CodeEdit | None:
     """The CodeEdit for one site in one forward, or None when nothing applies there."""
     scores: list[tuple[Tensor | None, Tensor, float]] = []
     weights: list[tuple[Tensor | None, Tensor, bool]] = []
@@ -286,7 +305,9 @@ def site_edit(resolved: Sequence[Resolved], site: str, ctx: StepContext, k: int,
     return CodeEdit(tuple(scores), tuple(weights), tuple(replace))
 
 
-def _patch_ids(r: Resolved, site: str, ctx: StepContext, groups: Tensor, k: int, device: torch.device) -> tuple[Tensor, Tensor]:
+def _patch_ids(
+    r: Resolved, site: str, ctx: StepContext, groups: Tensor, k: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
     """(mask (N, G), ids (N, G, k)) reading the source's codes at the mapped positions."""
     assert r.source is not None
     src = r.source.ids.to(device)

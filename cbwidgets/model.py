@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import torch
@@ -27,7 +27,17 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from .codebook import LOSSES, SIMILARITIES, Codebook, CodebookSpec
 from .codes import Codes
 from .errors import CodebookError, check_choice, choices
-from .interventions import Ablate, Force, Intervention, Patch, Resolved, Scale, StepContext, resolve, site_edit
+from .interventions import (
+    Ablate,
+    Force,
+    Intervention,
+    Patch,
+    Resolved,
+    Scale,
+    StepContext,
+    resolve,
+    site_edit,
+)
 from .names import CodebookName, CodebookNames, CodeRef
 from .sites import SITE_KINDS, Site, parse_site, sites_for
 
@@ -115,13 +125,13 @@ class CodebookModel(nn.Module):
     @property
     def attached(self) -> dict[str, Codebook]:
         """Site name -> codebook module, in forward order."""
-        return {name: self.codebooks[_key(name)] for name in self._sites}  # type: ignore[misc]
+        return {name: cast(Codebook, self.codebooks[_key(name)]) for name in self._sites}
 
     @property
     def names(self) -> CodebookNames:
         units = []
-        for name, site in self._sites.items():
-            cb = self.codebooks[_key(name)]
+        for name, cb in self.attached.items():
+            site = self._sites[name]
             for g in range(cb.groups):
                 units.append(
                     CodebookName(name, site.kind, site.layer, g if cb.groups > 1 else None, site.per_head, cb.num_codes)
@@ -239,7 +249,7 @@ class CodebookModel(nn.Module):
             return x
         if not state.enabled:
             return x
-        codebook: Codebook = self.codebooks[_key(site)]  # type: ignore[assignment]
+        codebook = cast(Codebook, self.codebooks[_key(site)])
         edit = None
         if state.interventions:
             ctx = run.ctx if run is not None else StepContext(x.shape[0], x.shape[1], 0, x.shape[1], x.shape[1])
@@ -304,7 +314,7 @@ class CodebookModel(nn.Module):
                 return value
         return None
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         input_ids: Any,
         attention_mask: Tensor | None = None,
@@ -532,9 +542,7 @@ class CodebookModel(nn.Module):
         tensors = _read_weights(folder / CODEBOOKS_WEIGHTS)
         for name, spec_dict in meta["sites"].items():
             spec = CodebookSpec.from_dict(spec_dict)
-            model.attach(
-                name, spec.num_codes, spec.k, spec.groups, spec.similarity, spec.loss, spec.revive_after
-            )
+            model.attach(name, spec.num_codes, spec.k, spec.groups, spec.similarity, spec.loss, spec.revive_after)
             cb = model.attached[name]
             state = {key.split("/", 1)[1]: t for key, t in tensors.items() if key.split("/", 1)[0] == name}
             try:
@@ -558,7 +566,7 @@ def _load_base(folder: Path, device: str | torch.device | None) -> PreTrainedMod
     except (OSError, ValueError, RuntimeError) as err:
         raise CodebookError(f"could not load the base model from {str(folder)!r}: {err}") from None
     if device is not None:
-        model = model.to(device)
+        nn.Module.to(model, device)
     return model
 
 
@@ -574,7 +582,9 @@ def _read_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CodebookError(f"{str(path)!r} is not valid JSON ({err}); re-save the model with save_pretrained.") from None
+        raise CodebookError(
+            f"{str(path)!r} is not valid JSON ({err}); re-save the model with save_pretrained."
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("sites"), dict):
         raise CodebookError(f"{str(path)!r} is not a cbwidgets codebook file (expected format {FORMAT!r}).")
     if meta.get("version") != FORMAT_VERSION:
@@ -596,4 +606,3 @@ def _read_weights(path: Path) -> dict[str, Tensor]:
         raise CodebookError(
             f"{str(path)!r} is not a readable safetensors file ({err}); it may be truncated or corrupt; re-save it."
         ) from None
-

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .errors import CodebookError, choices
 
-__all__ = ["CodebookName", "CodebookNames", "CodeRef"]
+__all__ = ["CodeRef", "CodebookName", "CodebookNames"]
 
 CodeRef = str | tuple[str, int]
 
@@ -117,15 +117,13 @@ class CodebookNames:
         else:
             example = self.code_name(0, 0) if self.units else "1.mlp.512"
             raise CodebookError(
-                f"code {ref!r} is not valid; write '<codebook>.<code>' like {example!r}, or a tuple "
-                f"(codebook, code)."
+                f"code {ref!r} is not valid; write '<codebook>.<code>' like {example!r}, or a tuple (codebook, code)."
             )
         if isinstance(code, bool) or not isinstance(code, int):
             raise CodebookError(f"code id {code!r} in {ref!r} is not an integer.")
         size = self.units[index].num_codes
         if not 0 <= code < size:
             raise CodebookError(
-                f"code {code} is out of range for codebook {self.units[index].label!r}, which has codes "
-                f"0..{size - 1}."
+                f"code {code} is out of range for codebook {self.units[index].label!r}, which has codes 0..{size - 1}."
             )
         return index, code

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from .errors import CodebookError, choices
 
-__all__ = ["SITE_KINDS", "SITE_TABLE", "Site", "SiteRow", "sites_for", "parse_site", "supported_model_types"]
+__all__ = ["SITE_KINDS", "SITE_TABLE", "Site", "SiteRow", "parse_site", "sites_for", "supported_model_types"]
 
 SITE_KINDS = ("attn_preproj", "attn", "mlp", "block")  # in the order a layer computes them
 
@@ -125,8 +125,7 @@ def parse_site(name: str, available: dict[str, Site]) -> list[Site]:
     layers = sorted({s.layer for s in available.values()})
     if match and match.group(2) in SITE_KINDS:
         raise CodebookError(
-            f"site {name!r} names layer {match.group(1)}, but this model has layers "
-            f"{layers[0]}..{layers[-1]}."
+            f"site {name!r} names layer {match.group(1)}, but this model has layers {layers[0]}..{layers[-1]}."
         )
     raise CodebookError(
         f"unknown site {name!r}; give a site kind ({choices(SITE_KINDS)}) for every layer, or a "

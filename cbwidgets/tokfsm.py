@@ -92,14 +92,14 @@ class TokFSM:
     def sample(self, num_sequences: int, length: int = 128, seed: int = 0) -> Tensor:
         """(num_sequences, length) token ids: BOS, then the digits of a random walk, cut to length."""
         if length < 1 + self.digits:
-            raise CodebookError(f"length={length} is too short; a sequence needs BOS plus {self.digits} digits at least.")
+            raise CodebookError(
+                f"length={length} is too short; a sequence needs BOS plus {self.digits} digits at least."
+            )
         steps = -(-(length - 1) // self.digits)
         states = self.walks(num_sequences, steps, seed)
         powers = self.base ** np.arange(self.digits - 1, -1, -1)
         digits = (states[..., None] // powers) % self.base  # (n, steps, digits)
-        tokens = np.concatenate(
-            [np.full((num_sequences, 1), self.bos_id), digits.reshape(num_sequences, -1)], axis=1
-        )
+        tokens = np.concatenate([np.full((num_sequences, 1), self.bos_id), digits.reshape(num_sequences, -1)], axis=1)
         return torch.from_numpy(tokens[:, :length].copy())
 
     def batches(self, length: int = 128, seed: int = 0) -> Any:
@@ -112,10 +112,11 @@ class TokFSM:
 
     def tokenizer(self) -> Any:
         """A transformers fast tokenizer for this world, built locally: one token per digit plus BOS."""
-        from tokenizers import Tokenizer, models, pre_tokenizers
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
         from transformers import PreTrainedTokenizerFast
 
         vocab = {_symbol(d): d for d in range(self.base)} | {BOS: self.bos_id}
         tok = Tokenizer(models.WordLevel(vocab, unk_token=BOS))
         tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+        tok.decoder = decoders.Fuse()  # states read as "4759", not "4 7 5 9"
         return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, unk_token=BOS, pad_token=BOS)

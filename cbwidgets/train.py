@@ -26,7 +26,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .errors import CodebookError, check_choice
 from .model import CodebookModel
 
-__all__ = ["TrainConfig", "TrainResult", "train", "batch_for_step"]
+__all__ = ["TrainConfig", "TrainResult", "batch_for_step", "train"]
 
 Data = Tensor | Callable[[int, int], Tensor]
 Callback = Callable[[dict[str, Any]], None]
@@ -157,18 +157,19 @@ def train(
                 raise CodebookError(f"resume=True but {config.checkpoint_dir!r} holds no step-N checkpoint.")
             state = load_checkpoint(target, model, optimizer, rank)
             start, history = int(state["step"]), list(state["history"])
-        sync = (
-            (lambda t: accelerator.reduce(t, reduction="sum"), accelerator.gather)
-            if world > 1
-            else (None, None)
-        )
+        sync = (lambda t: accelerator.reduce(t, reduction="sum"), accelerator.gather) if world > 1 else (None, None)
         model.train()
         window: dict[str, float] = {"loss": 0.0, "lm": 0.0, "rec": 0.0, "n": 0, "revived": 0}
         recon_window: dict[str, float] = {}
         hits_at_log = {name: cb.hits.clone() for name, cb in model.attached.items()}
         started = time.perf_counter()
-        bar = tqdm(total=config.steps, initial=start, disable=not (config.progress and accelerator.is_main_process),
-                   desc="training", unit="step")
+        bar = tqdm(
+            total=config.steps,
+            initial=start,
+            disable=not (config.progress and accelerator.is_main_process),
+            desc="training",
+            unit="step",
+        )
         for step in range(start, config.steps):
             for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base_lr * _lr_factor(step, config)
@@ -232,7 +233,9 @@ def _metrics(
     started: float,
 ) -> dict[str, Any]:
     n = max(1, window["n"])
-    scalars = torch.tensor([window["loss"] / n, window["lm"] / n, window["rec"] / n] + [v / n for v in recon_window.values()])
+    scalars = torch.tensor(
+        [window["loss"] / n, window["lm"] / n, window["rec"] / n] + [v / n for v in recon_window.values()]
+    )
     if accelerator.num_processes > 1:
         scalars = accelerator.reduce(scalars.to(accelerator.device), reduction="mean").cpu()
     metrics: dict[str, Any] = {

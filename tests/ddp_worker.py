@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from cbwidgets.train import TrainConfig, train
-from tests.tiny import tiny_model, tiny_data
+from tests.tiny import tiny_data, tiny_model
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ from cbwidgets.cli import main
 def test_demo_command_trains_and_prints_codes() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cbwidgets", "demo", "--steps", "20", "--base-steps", "40", "--no-progress"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout

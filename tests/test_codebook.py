@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cbwidgets.codebook import CodeEdit, Codebook
+from cbwidgets.codebook import Codebook, CodeEdit
 
 
 def _brute_force_ids(cb: Codebook, x: torch.Tensor) -> torch.Tensor:

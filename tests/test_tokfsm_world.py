@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,7 @@ def test_sequences_are_walks_along_edges() -> None:
     assert ids.shape == (8, 129) and (ids[:, 0] == fsm.bos_id).all() and (ids[:, 1:] < 10).all()
     states = (ids[:, 1::2] * 10 + ids[:, 2::2]).numpy()
     for row in states:
-        for a, b in zip(row[:-1], row[1:], strict=True):
+        for a, b in itertools.pairwise(row):
             assert b in fsm.edges[a]
     assert (fsm.sample(8, 129, seed=3) == ids).all()
 
@@ -36,6 +38,7 @@ def test_tokenizer_round_trip() -> None:
     text = "".join(tok.convert_ids_to_tokens(ids))
     assert text.startswith("<bos>")
     assert tok(text)["input_ids"] == ids
+    assert tok.decode(ids[1:]) == text[len("<bos>") :]
     assert len(tok) == fsm.vocab_size == 11
 
 

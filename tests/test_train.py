@@ -22,8 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_reconstruction_loss_falls_and_metrics_are_reported() -> None:
     model = tiny_model("gpt_neox", num_codes=32, revive_after=5)
     seen: list[dict] = []
-    result = train(model, tiny_data(), TrainConfig(steps=40, batch_size=8, log_every=5, progress=False),
-                   callbacks=[seen.append])
+    result = train(
+        model,
+        tiny_data(),
+        TrainConfig(steps=40, batch_size=8, log_every=5, progress=False),
+        callbacks=[seen.append],
+    )
     history = result.history
     assert list(history["step"]) == [5, 10, 15, 20, 25, 30, 35, 40]
     assert seen == history.to_dict("records")
@@ -55,10 +59,19 @@ def test_frozen_base_is_untouched_and_codebooks_have_no_weight_decay() -> None:
 
 
 def test_resume_after_interruption_reproduces_the_curve(tmp_path: Path) -> None:
-    config = TrainConfig(steps=16, batch_size=8, log_every=1, progress=False, checkpoint_every=6,
-                         checkpoint_dir=str(tmp_path / "ck"))
-    straight = train(tiny_model(revive_after=3), tiny_data(), TrainConfig(steps=16, batch_size=8, log_every=1,
-                                                                          progress=False))
+    config = TrainConfig(
+        steps=16,
+        batch_size=8,
+        log_every=1,
+        progress=False,
+        checkpoint_every=6,
+        checkpoint_dir=str(tmp_path / "ck"),
+    )
+    straight = train(
+        tiny_model(revive_after=3),
+        tiny_data(),
+        TrainConfig(steps=16, batch_size=8, log_every=1, progress=False),
+    )
 
     def interrupt(metrics: dict) -> None:
         if metrics["step"] == 9:
@@ -87,8 +100,12 @@ def test_training_refuses_bad_setups(tmp_path: Path) -> None:
     with pytest.raises(CodebookError, match="token ids"):
         train(tiny_model(), tiny_data().float(), TrainConfig(steps=1, progress=False))
     with pytest.raises(CodebookError, match="holds no step-N checkpoint"):
-        train(tiny_model(), tiny_data(), TrainConfig(steps=1, progress=False, checkpoint_dir=str(tmp_path)),
-              resume=True)
+        train(
+            tiny_model(),
+            tiny_data(),
+            TrainConfig(steps=1, progress=False, checkpoint_dir=str(tmp_path)),
+            resume=True,
+        )
     with pytest.raises(CodebookError, match="mixed_precision='fp8'"):
         TrainConfig(mixed_precision="fp8")
 
@@ -102,8 +119,19 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(ROOT / "tests" / "ddp_worker.py"),
+        str(tmp_path),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -114,8 +142,13 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
 
     single = tmp_path / "single"
     single.mkdir()
-    solo = subprocess.run([sys.executable, str(ROOT / "tests" / "ddp_worker.py"), str(single)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    solo = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "ddp_worker.py"), str(single)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert solo.returncode == 0, solo.stderr[-3000:]
     one = json.loads((single / "rank0.json").read_text())
     assert one["world"] == 1

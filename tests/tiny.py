@@ -7,7 +7,7 @@ from transformers import GPT2Config, GPTNeoConfig, GPTNeoXConfig, LlamaConfig, M
 
 from cbwidgets.model import CodebookModel
 
-__all__ = ["FAMILIES", "tiny_config", "tiny_model", "tiny_data", "VOCAB"]
+__all__ = ["FAMILIES", "VOCAB", "tiny_config", "tiny_data", "tiny_model"]
 
 VOCAB = 24
 _COMMON = {"vocab_size": VOCAB, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
@@ -18,18 +18,32 @@ def tiny_config(family: str):  # type: ignore[no-untyped-def]
         return GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, **_COMMON)
     if family == "gpt_neo":
         return GPTNeoConfig(
-            num_layers=2, hidden_size=32, num_heads=4, max_position_embeddings=64,
-            attention_types=[[["global", "local"], 1]], intermediate_size=64, **_COMMON,
+            num_layers=2,
+            hidden_size=32,
+            num_heads=4,
+            max_position_embeddings=64,
+            attention_types=[[["global", "local"], 1]],
+            intermediate_size=64,
+            **_COMMON,
         )
     if family == "gpt_neox":
         return GPTNeoXConfig(
-            num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64,
-            max_position_embeddings=64, **_COMMON,
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            **_COMMON,
         )
     cls = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config}[family]
     return cls(
-        num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
-        intermediate_size=64, max_position_embeddings=64, **_COMMON,
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        **_COMMON,
     )
 
 
