@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import CodebookError, check_choice
+from .errors import CodebookError, check_choice, check_positive_int
 
 __all__ = [
     "LOSSES",
@@ -55,9 +55,7 @@ class CodebookSpec:
 
     def __post_init__(self) -> None:
         for name in ("num_codes", "dim", "k", "groups"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CodebookError(f"{name}={value!r} is not valid; it must be a positive integer.")
+            check_positive_int(name, getattr(self, name))
         if self.k > self.num_codes:
             raise CodebookError(
                 f"k={self.k} is larger than num_codes={self.num_codes}; k must be between 1 and "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import TextIO
 
 import pandas as pd
@@ -91,21 +92,13 @@ def run_demo(
     )
     model = build_demo_model(fsm, seed=seed)
     say(f"Model: {model}")
+    common = TrainConfig(batch_size=32, weight_decay=0.0, progress=progress)
     started = time.perf_counter()
     with model.codebooks_disabled():
         base = train(
             model,
             fsm.batches(length=64, seed=seed),
-            TrainConfig(
-                steps=base_steps,
-                batch_size=32,
-                lr=3e-3,
-                warmup_steps=30,
-                weight_decay=0.0,
-                log_every=50,
-                seed=seed,
-                progress=progress,
-            ),
+            replace(common, steps=base_steps, lr=3e-3, warmup_steps=30, log_every=50, seed=seed),
         )
     say(
         f"1. Base model alone, {base_steps} steps: LM loss {base.history['lm_loss'].iloc[-1]:.3f} "
@@ -116,16 +109,7 @@ def run_demo(
     result = train(
         model,
         fsm.batches(length=64, seed=seed + 2),
-        TrainConfig(
-            steps=steps,
-            batch_size=32,
-            lr=1e-3,
-            warmup_steps=10,
-            weight_decay=0.0,
-            log_every=25,
-            seed=seed + 2,
-            progress=progress,
-        ),
+        replace(common, steps=steps, lr=1e-3, warmup_steps=10, log_every=25, seed=seed + 2),
     )
     seconds = time.perf_counter() - started
     last = result.history.iloc[-1]

@@ -28,3 +28,12 @@ def check_choice(name: str, value: object, valid: Iterable[object]) -> None:
     valid = list(valid)
     if value not in valid:
         raise CodebookError(f"{name}={value!r} is not valid; choose one of {choices(valid)}.")
+
+
+def check_positive_int(name: str, value: object, allow_none: bool = False) -> None:
+    """Raise CodebookError unless value is an int >= 1 (bools are refused: True is not a count)."""
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        extra = " or None" if allow_none else ""
+        raise CodebookError(f"{name}={value!r} is not valid; give a positive integer{extra}.")

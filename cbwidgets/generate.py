@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .codes import Codes
-from .errors import CodebookError
+from .errors import CodebookError, check_positive_int
 
 if TYPE_CHECKING:
     from .interventions import Intervention
@@ -66,14 +66,11 @@ def sample_next(
 
 
 def _check(max_new_tokens: int, num_samples: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise CodebookError(f"max_new_tokens={max_new_tokens!r} is not valid; give a positive integer.")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise CodebookError(f"num_samples={num_samples!r} is not valid; give a positive integer.")
+    check_positive_int("max_new_tokens", max_new_tokens)
+    check_positive_int("num_samples", num_samples)
+    check_positive_int("top_k", top_k, allow_none=True)
     if not isinstance(temperature, int | float) or temperature < 0 or temperature != temperature:
         raise CodebookError(f"temperature={temperature!r} is not valid; give a number >= 0 (0 = greedy).")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise CodebookError(f"top_k={top_k!r} is not valid; give a positive integer or None.")
     if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):
         raise CodebookError(f"top_p={top_p!r} is not valid; give a number in (0, 1] or None.")
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import CodebookError
+from .errors import CodebookError, check_positive_int
 
 __all__ = ["TokFSM"]
 
@@ -38,9 +38,7 @@ class TokFSM:
 
     def __post_init__(self) -> None:
         for name in ("num_states", "num_edges", "base", "digits"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CodebookError(f"{name}={value!r} is not valid; give a positive integer.")
+            check_positive_int(name, getattr(self, name))
         if self.num_edges > self.num_states:
             raise CodebookError(
                 f"num_edges={self.num_edges} exceeds num_states={self.num_states}; each state needs that many "

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .errors import CodebookError, check_choice
+from .errors import CodebookError, check_choice, check_positive_int
 from .model import CodebookModel
 
 __all__ = ["TrainConfig", "TrainResult", "batch_for_step", "train"]
@@ -52,9 +52,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CodebookError(f"{name}={value!r} is not valid; give a positive integer.")
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("checkpoint_every", self.checkpoint_every, allow_none=True)
         if not self.lr > 0:
             raise CodebookError(f"lr={self.lr!r} is not valid; give a positive learning rate such as 1e-3.")
         check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
