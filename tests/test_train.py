@@ -155,3 +155,12 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     # the same global batches, split in two: the curve matches a single process up to float reordering
     assert one["revived"] == ranks[0]["revived"]
     assert max(abs(a - b) for a, b in zip(one["losses"], ranks[0]["losses"], strict=True)) < 1e-3
+
+
+def test_bf16_mixed_precision_trains_and_keeps_float32_codes() -> None:
+    model = tiny_model("llama", revive_after=3)
+    result = train(
+        model, tiny_data(), TrainConfig(steps=20, batch_size=8, log_every=5, mixed_precision="bf16", progress=False)
+    )
+    assert result.history["reconstruction"].iloc[-1] < 0.6 * result.history["reconstruction"].iloc[0]
+    assert all(cb.codes.dtype == torch.float32 for cb in model.attached.values())
