@@ -103,6 +103,21 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _accelerator(mixed_precision: str) -> Any:
+    """An Accelerator with this precision, even when an earlier train() in the process used another.
+
+    accelerate keeps one process-wide AcceleratorState and refuses a second precision, which would
+    stop a notebook user from training once in float32 and then in bf16. Resetting that state (the
+    process group, kept in PartialState, is left alone) lets each call choose.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+
+
 def _check_data(model: CodebookModel, data: Data) -> None:
     if callable(data):
         return
@@ -130,12 +145,11 @@ def train(
     lm_loss, reconstruction, ``reconstruction/<site>``, used_share (codes hit since the last log),
     dead, revived, lr, seconds.
     """
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
     _check_data(model, data)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = _accelerator(config.mixed_precision)
     world, rank = accelerator.num_processes, accelerator.process_index
     if config.batch_size % world:
         raise CodebookError(

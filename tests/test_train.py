@@ -158,7 +158,9 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
 
 
 def test_bf16_mixed_precision_trains_and_keeps_float32_codes() -> None:
+    """Also: a notebook can train in float32 and then in bf16 in the same process."""
     model = tiny_model("llama", revive_after=3)
+    train(model, tiny_data(), TrainConfig(steps=2, batch_size=8, progress=False))
     result = train(
         model, tiny_data(), TrainConfig(steps=20, batch_size=8, log_every=5, mixed_precision="bf16", progress=False)
     )
