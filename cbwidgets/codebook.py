@@ -362,18 +362,36 @@ class Codebook(nn.Module):
 
     # -------------------------------------------------------------- k-means
     @torch.no_grad()
-    def kmeans_init(self, x: Tensor, iters: int = 10, generator: torch.Generator | None = None) -> None:
-        """Set the codes to k-means centroids of the normalised inputs x (..., dim)."""
+    def kmeans_init(
+        self,
+        x: Tensor,
+        iters: int = 10,
+        generator: torch.Generator | None = None,
+        match_scale: bool = True,
+    ) -> None:
+        """Set the codes to k-means centroids of the normalised inputs x (..., dim).
+
+        With ``match_scale`` the LayerNorm's gain and bias are first set to the inputs' typical
+        per-token spread and offset, so LN(x) is close to x and putting the codebook into a trained
+        model changes the scale of nothing downstream; the codes then start where the activations are.
+        """
         if x.shape[-1] != self.dim:
-            raise CodebookError(f"k-means input has feature size {x.shape[-1]}; this codebook expects dim={self.dim}.")
-        points = self.normalize(x.detach().to(self.codes.dtype)).transpose(0, 1)  # (G, N, dg)
-        g, n, _ = points.shape
-        c = self.num_codes
+            raise CodebookError(
+                f"k-means input has feature size {x.shape[-1]}; this codebook expects dim={self.dim}."
+            )
+        n, c = x.numel() // self.dim, self.num_codes
         if n < c:
             raise CodebookError(
                 f"k-means needs at least num_codes={c} activation vectors, got {n}; pass more "
                 f"tokens (for example more or longer sequences)."
             )
+        if match_scale:
+            chunks = x.detach().reshape(-1, self.groups, self.spec.group_dim).to(self.codes.dtype)
+            var, mean = torch.var_mean(chunks, dim=-1, unbiased=False)  # per token and group
+            self.ln_weight.data.copy_((var + self.eps).sqrt().mean(0)[:, None].expand_as(self.ln_weight))
+            self.ln_bias.data.copy_(mean.mean(0)[:, None].expand_as(self.ln_bias))
+        points = self.normalize(x.detach().to(self.codes.dtype)).transpose(0, 1)  # (G, N, dg)
+        g = points.shape[0]
         start = torch.stack([torch.randperm(n, generator=generator)[:c] for _ in range(g)])
         centroids = torch.gather(points, 1, start.to(points.device)[..., None].expand(-1, -1, points.shape[-1]))
         rows = max(1, _MAX_SCORE_ELEMENTS // (g * c))

@@ -443,14 +443,20 @@ class CodebookModel(nn.Module):
                 self._run = previous
         return {site: torch.cat(parts) for site, parts in captured.items()}
 
-    def kmeans_init(self, batches: Tensor | Iterable[Tensor], iters: int = 10, seed: int = 0) -> None:
-        """Initialise every codebook with k-means on the base model's activations at its site."""
+    def kmeans_init(
+        self, batches: Tensor | Iterable[Tensor], iters: int = 10, seed: int = 0, match_scale: bool = True
+    ) -> None:
+        """Initialise every codebook with k-means on the base model's activations at its site.
+
+        ``match_scale`` also sets each codebook's LayerNorm gain and bias to the activations' typical
+        scale, so inserting the codebooks into a trained model disturbs it as little as possible.
+        """
         if not self._sites:
             raise CodebookError("no codebooks attached; attach(...) before kmeans_init.")
         inputs = self.capture_inputs(batches)
         generator = torch.Generator().manual_seed(seed)
         for site, codebook in self.attached.items():
-            codebook.kmeans_init(inputs[site], iters=iters, generator=generator)
+            codebook.kmeans_init(inputs[site], iters=iters, generator=generator, match_scale=match_scale)
 
     def end_training_step(
         self,

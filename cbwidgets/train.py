@@ -39,6 +39,7 @@ class TrainConfig:
     lr: float = 1e-3
     model_lr_scale: float = 1.0
     weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
     reconstruction_weight: float = 1.0
     freeze_base: bool = False
     warmup_steps: int = 0
@@ -160,7 +161,9 @@ def train(
         p.requires_grad_(False)
     try:
         torch.manual_seed(config.seed)
-        optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(
+            _param_groups(model, config), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
         base_lrs = [g["lr"] for g in optimizer.param_groups]
         wrapped, optimizer = accelerator.prepare(model.to(accelerator.device), optimizer)
         start, history, checkpoint = 0, [], None
