@@ -18,7 +18,7 @@ import torch
 from transformers import GPTNeoXConfig
 
 from .model import CodebookModel
-from .tokfsm import TokFSM
+from .tokfsm.world import TokFSM
 from .train import TrainConfig, train
 
 __all__ = ["build_demo_model", "run_demo"]

@@ -77,7 +77,6 @@ class _Run:
     ctx: StepContext
     ids: dict[str, Tensor] = field(default_factory=dict)
     losses: dict[str, Tensor] = field(default_factory=dict)
-    capture: dict[str, list[Tensor]] | None = None
 
 
 def _key(site: str) -> str:
@@ -244,9 +243,6 @@ class CodebookModel(nn.Module):
     # ------------------------------------------------------------------ hooks
     def _snap_site(self, site: str, x: Tensor) -> Tensor:
         run, state = self._run, self._state
-        if run is not None and run.capture is not None:
-            run.capture.setdefault(site, []).append(x.detach().reshape(-1, x.shape[-1]))
-            return x
         if not state.enabled:
             return x
         codebook = cast(Codebook, self.codebooks[_key(site)])
@@ -428,20 +424,36 @@ class CodebookModel(nn.Module):
 
     # ------------------------------------------------ initialisation and usage
     @torch.no_grad()
-    def capture_inputs(self, batches: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
-        """The activations arriving at every attached site, with all codebooks passing them through."""
-        if isinstance(batches, Tensor):
-            batches = [batches]
-        captured: dict[str, list[Tensor]] = {}
-        for batch in batches:
-            ids = self.as_input_ids(batch)
-            run = _Run(StepContext(ids.shape[0], ids.shape[1], 0, ids.shape[1], ids.shape[1]), capture=captured)
-            previous, self._run = self._run, run
-            try:
-                self.model(input_ids=ids)
-            finally:
-                self._run = previous
-        return {site: torch.cat(parts) for site, parts in captured.items()}
+    def record(self, sites: str | Sequence[str], batches: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
+        """Activations at sites (any, with or without a codebook), one row per token: {site: (tokens, dim)}.
+
+        They are read as the model computes them now, codebooks and interventions included: the
+        value leaving a codebook at output sites, the value entering it at input sites. Under
+        ``codebooks_disabled()`` this is the base model's activations.
+        """
+        specs = [sites] if isinstance(sites, str) else list(sites)
+        chosen = [site for spec in specs for site in parse_site(spec, self.available_sites)]
+        captured: dict[str, list[Tensor]] = {site.name: [] for site in chosen}
+        handles = []
+        for site in chosen:
+            module = self.model.get_submodule(site.module)
+            store = captured[site.name]
+
+            def keep(value: Any, store: list[Tensor] = store) -> None:
+                tensor = value[0] if isinstance(value, tuple) else value
+                store.append(tensor.detach().reshape(-1, tensor.shape[-1]))
+
+            if site.hook == "output":
+                handles.append(module.register_forward_hook(lambda _m, _a, out, keep=keep: keep(out)))
+            else:
+                handles.append(module.register_forward_pre_hook(lambda _m, args, keep=keep: keep(args[0])))
+        try:
+            for batch in [batches] if isinstance(batches, Tensor) else batches:
+                self(batch)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {name: torch.cat(parts) for name, parts in captured.items()}
 
     def kmeans_init(
         self, batches: Tensor | Iterable[Tensor], iters: int = 10, seed: int = 0, match_scale: bool = True
@@ -453,7 +465,8 @@ class CodebookModel(nn.Module):
         """
         if not self._sites:
             raise CodebookError("no codebooks attached; attach(...) before kmeans_init.")
-        inputs = self.capture_inputs(batches)
+        with self.codebooks_disabled():
+            inputs = self.record(list(self._sites), batches)
         generator = torch.Generator().manual_seed(seed)
         for site, codebook in self.attached.items():
             codebook.kmeans_init(inputs[site], iters=iters, generator=generator, match_scale=match_scale)

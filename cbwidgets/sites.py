@@ -5,6 +5,7 @@ A site kind names a place in every layer:
 - ``attn``: the attention module's output, before it is added to the residual stream;
 - ``attn_preproj``: the concatenated head outputs just before the attention output projection,
   reached with a forward pre-hook; codebooks here get one group per head;
+- ``mlp_hidden``: the MLP's hidden activations (its neurons), the input of its output projection;
 - ``mlp``: the MLP's output.
 
 Adding an architecture is adding rows to ``SITE_TABLE`` (module paths come from the stock
@@ -21,7 +22,7 @@ from .errors import CodebookError, choices
 
 __all__ = ["SITE_KINDS", "SITE_TABLE", "Site", "SiteRow", "parse_site", "sites_for", "supported_model_types"]
 
-SITE_KINDS = ("attn_preproj", "attn", "mlp", "block")  # in the order a layer computes them
+SITE_KINDS = ("attn_preproj", "attn", "mlp_hidden", "mlp", "block")  # in the order a layer computes them
 
 HookKind = Literal["output", "input"]
 
@@ -43,18 +44,22 @@ SITE_TABLE: tuple[SiteRow, ...] = (
     SiteRow(_GPT2, "block", "transformer.h.{layer}", "output"),
     SiteRow(_GPT2, "attn", "transformer.h.{layer}.attn", "output"),
     SiteRow(_GPT2, "attn_preproj", "transformer.h.{layer}.attn.c_proj", "input"),
+    SiteRow(_GPT2, "mlp_hidden", "transformer.h.{layer}.mlp.c_proj", "input"),
     SiteRow(_GPT2, "mlp", "transformer.h.{layer}.mlp", "output"),
     SiteRow(_NEO, "block", "transformer.h.{layer}", "output"),
     SiteRow(_NEO, "attn", "transformer.h.{layer}.attn", "output"),
     SiteRow(_NEO, "attn_preproj", "transformer.h.{layer}.attn.attention.out_proj", "input"),
+    SiteRow(_NEO, "mlp_hidden", "transformer.h.{layer}.mlp.c_proj", "input"),
     SiteRow(_NEO, "mlp", "transformer.h.{layer}.mlp", "output"),
     SiteRow(_NEOX, "block", "gpt_neox.layers.{layer}", "output"),
     SiteRow(_NEOX, "attn", "gpt_neox.layers.{layer}.attention", "output"),
     SiteRow(_NEOX, "attn_preproj", "gpt_neox.layers.{layer}.attention.dense", "input"),
+    SiteRow(_NEOX, "mlp_hidden", "gpt_neox.layers.{layer}.mlp.dense_4h_to_h", "input"),
     SiteRow(_NEOX, "mlp", "gpt_neox.layers.{layer}.mlp", "output"),
     SiteRow(_LLAMA, "block", "model.layers.{layer}", "output"),
     SiteRow(_LLAMA, "attn", "model.layers.{layer}.self_attn", "output"),
     SiteRow(_LLAMA, "attn_preproj", "model.layers.{layer}.self_attn.o_proj", "input"),
+    SiteRow(_LLAMA, "mlp_hidden", "model.layers.{layer}.mlp.down_proj", "input"),
     SiteRow(_LLAMA, "mlp", "model.layers.{layer}.mlp", "output"),
 )
 

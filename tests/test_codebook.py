@@ -160,10 +160,28 @@ def test_kmeans_init_beats_random_codes() -> None:
     x = centers[torch.randint(0, 16, (2000,))] + 0.1 * torch.randn(2000, 8)
     cb = Codebook(16, 8, similarity="euclidean")
     random_loss = cb(x).loss
-    cb.kmeans_init(x, iters=15, generator=torch.Generator().manual_seed(0))
+    cb.kmeans_init(x, iters=15, generator=torch.Generator().manual_seed(0), match_scale=False)
     after = cb(x).loss
     assert after is not None and random_loss is not None
     assert float(after.detach()) < 0.2 * float(random_loss.detach())
+
+
+def test_kmeans_match_scale_keeps_activations_in_place() -> None:
+    """With match_scale the codebook's output lands near the raw activations, not at unit scale."""
+    torch.manual_seed(10)
+    centers = torch.randn(64, 16) * 5 + 2
+    x = centers[torch.randint(0, 64, (3000,))] + 0.1 * torch.randn(3000, 16)
+    cb = Codebook(256, 16, groups=2)
+    cb.kmeans_init(x, iters=10, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = cb(x).output
+        unscaled = Codebook(256, 16, groups=2)
+        unscaled.kmeans_init(x, iters=10, generator=torch.Generator().manual_seed(0), match_scale=False)
+        plain = unscaled(x).output
+    error = float((out - x).norm() / x.norm())
+    # one gain per group cannot undo the per-token spread LayerNorm removes, but it halves the error
+    assert error < 0.5
+    assert error < 0.6 * float((plain - x).norm() / x.norm())
 
 
 def test_usage_counters_and_revival() -> None:

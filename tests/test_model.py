@@ -23,10 +23,10 @@ def test_attach_forward_codes_detach(family: str) -> None:
     assert len(attached) == 2 * len(SITE_KINDS)
     with torch.no_grad():
         out = model(x)
-    # 2 layers x (4 heads at attn_preproj + attn + mlp + block)
-    assert out.codes.shape == (3, 10, 2 * (4 + 3), 2)
+    # 2 layers x (4 heads at attn_preproj + attn + mlp_hidden + mlp + block)
+    assert out.codes.shape == (3, 10, 2 * (4 + 4), 2)
     assert out.codes.ids.min() >= 0 and out.codes.ids.max() < 16
-    assert out.codes.labels[:5] == ("0.0", "0.1", "0.2", "0.3", "0.attn")
+    assert out.codes.labels[:7] == ("0.0", "0.1", "0.2", "0.3", "0.attn", "0.mlp_hidden", "0.mlp")
     assert not torch.equal(out.logits, before)  # the bottleneck changes the computation
     model.detach()
     assert model.attached == {}

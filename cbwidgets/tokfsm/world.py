@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import CodebookError, check_positive_int
+from ..errors import CodebookError, check_positive_int
 
 __all__ = ["TokFSM"]
 
