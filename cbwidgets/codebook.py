@@ -376,9 +376,7 @@ class Codebook(nn.Module):
         model changes the scale of nothing downstream; the codes then start where the activations are.
         """
         if x.shape[-1] != self.dim:
-            raise CodebookError(
-                f"k-means input has feature size {x.shape[-1]}; this codebook expects dim={self.dim}."
-            )
+            raise CodebookError(f"k-means input has feature size {x.shape[-1]}; this codebook expects dim={self.dim}.")
         n, c = x.numel() // self.dim, self.num_codes
         if n < c:
             raise CodebookError(
