@@ -47,16 +47,13 @@ def build_demo_model(fsm: TokFSM, seed: int = 0, num_codes: int = 200) -> Codebo
 def _states_per_code(fsm: TokFSM, model: CodebookModel, codebook: str, seed: int) -> pd.DataFrame:
     """For each code of one codebook: the FSM states (read at the token it fires on) it fires on."""
     ids = fsm.sample(64, 64, seed=seed)
+    ends = fsm.state_ends(ids.shape[1])
+    state_ids = fsm.parse_states(ids[:, 1 : 1 + fsm.digits * len(ends)])
     with torch.no_grad():
-        codes = model(ids).codes[codebook][..., 0]
+        codes = model(ids).codes[codebook][:, ends, 0]
     seen: dict[int, Counter[str]] = {}
-    digits = fsm.digits
-    for row, code_row in zip(ids.tolist(), codes.tolist(), strict=True):
-        for pos in range(digits, len(row)):
-            if (pos - 1) % digits != digits - 1:  # only tokens that end a state
-                continue
-            state = "".join(str(t) for t in row[pos - digits + 1 : pos + 1])
-            seen.setdefault(code_row[pos], Counter())[state] += 1
+    for code, state in zip(codes.flatten().tolist(), state_ids.flatten().tolist(), strict=True):
+        seen.setdefault(code, Counter())[fsm.state_text(state)] += 1
     rows = []
     for code, states in seen.items():
         total = sum(states.values())

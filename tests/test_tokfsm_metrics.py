@@ -20,7 +20,6 @@ from cbwidgets.tokfsm import (
     patching_divergence,
     transition_accuracy,
 )
-from cbwidgets.tokfsm.metrics import _states_of
 
 FSM = TokFSM(num_states=12, num_edges=3, base=4, digits=2, seed=7)
 
@@ -80,8 +79,9 @@ def test_next_state_probs_on_a_real_model_equal_direct_products() -> None:
 
 
 def test_states_are_parsed_from_digits() -> None:
+    assert FSM.state_ends(9).tolist() == [2, 4, 6, 8]  # BOS, then states of 2 digits
     tokens = torch.tensor([[0, 1, 2, 3, 3, 3, FSM.bos_id, 0]])
-    assert _states_of(FSM, tokens).tolist() == [[1, 11, -1, -1]]  # 15 is not a state of 12, BOS is not a digit
+    assert FSM.parse_states(tokens).tolist() == [[1, 11, -1, -1]]  # 15 is not a state of 12, BOS is not a digit
 
 
 def test_transition_accuracy_counts_edges_on_a_real_model() -> None:

@@ -49,8 +49,7 @@ REFERENCE: dict[str, Any] = {
 def _all_strings(fsm: TokFSM) -> Tensor:
     """Every digit string of a state's length, (base**digits, digits), in numeric order."""
     numbers = torch.arange(fsm.base**fsm.digits)
-    powers = fsm.base ** torch.arange(fsm.digits - 1, -1, -1)
-    return (numbers[:, None] // powers) % fsm.base
+    return (numbers[:, None] // torch.tensor(fsm.digit_powers())) % fsm.base
 
 
 @torch.no_grad()
@@ -95,15 +94,6 @@ def first_transition_accuracy(model: CodebookModel, fsm: TokFSM) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def _states_of(fsm: TokFSM, tokens: Tensor) -> Tensor:
-    """Digit tokens (..., k * digits) grouped into state ids (..., k); -1 where a group is not a state."""
-    groups = tokens.reshape(*tokens.shape[:-1], -1, fsm.digits)
-    powers = fsm.base ** torch.arange(fsm.digits - 1, -1, -1)
-    valid = (groups < fsm.base).all(-1)
-    states = (groups.clamp_max(fsm.base - 1) * powers).sum(-1)
-    return torch.where(valid & (states < fsm.num_states), states, torch.full_like(states, -1))
-
-
 def transition_accuracy(
     model: CodebookModel,
     fsm: TokFSM,
@@ -119,7 +109,7 @@ def transition_accuracy(
     starts = rng.integers(0, fsm.num_states, num_samples)
     prompts = torch.tensor([[fsm.bos_id, *fsm.state_tokens(int(s))] for s in starts])
     generated = model.generate(prompts, max_new_tokens=new_states * fsm.digits, temperature=temperature, seed=seed)
-    states = _states_of(fsm, generated.ids[:, 1:])
+    states = fsm.parse_states(generated.ids[:, 1:])
     rows = []
     for i, path in enumerate(states.tolist()):
         ok = [a >= 0 and b >= 0 and b in fsm.edges[a] for a, b in itertools.pairwise(path)]
@@ -133,11 +123,6 @@ def transition_accuracy(
             }
         )
     return pd.DataFrame(rows)
-
-
-def _state_end_positions(fsm: TokFSM, length: int) -> Tensor:
-    """Positions of the last digit of each state in a sequence ``BOS + digits``."""
-    return torch.arange(fsm.digits, length, fsm.digits)
 
 
 @torch.no_grad()
@@ -250,8 +235,8 @@ def codes_vs_neurons(
     if site not in model.attached:
         raise CodebookError(f"codes_vs_neurons needs a codebook at {site!r}; attached: {list(model.attached)}.")
     ids = fsm.sample(num_sequences, length, seed=seed)
-    ends = _state_end_positions(fsm, length)
-    states = _states_of(fsm, ids[:, 1 : 1 + fsm.digits * len(ends)])  # (B, len(ends))
+    ends = fsm.state_ends(length)
+    states = fsm.parse_states(ids[:, 1 : 1 + fsm.digits * len(ends)])  # (B, len(ends))
     states = states.reshape(-1)
     codes = model(ids).codes[f"{layer}.mlp"][:, ends, 0].reshape(-1)
     hidden = model.record(f"layers.{layer}.mlp_hidden", ids)[f"layers.{layer}.mlp_hidden"]

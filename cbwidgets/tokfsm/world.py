@@ -61,6 +61,21 @@ class TokFSM:
     def vocab_size(self) -> int:
         return self.base + 1
 
+    def digit_powers(self) -> list[int]:
+        """Place values of a state's digits, most significant first (base**(digits-1), ..., 1)."""
+        return [self.base**i for i in range(self.digits - 1, -1, -1)]
+
+    def parse_states(self, tokens: Tensor) -> Tensor:
+        """Digit tokens (..., k * digits) grouped into state ids (..., k); -1 where a group is not a state."""
+        groups = tokens.reshape(*tokens.shape[:-1], -1, self.digits)
+        valid = (groups < self.base).all(-1)
+        states = (groups.clamp_max(self.base - 1) * torch.tensor(self.digit_powers())).sum(-1)
+        return torch.where(valid & (states < self.num_states), states, torch.full_like(states, -1))
+
+    def state_ends(self, length: int) -> Tensor:
+        """Positions of the last digit of each whole state in a sequence ``BOS + digits`` of length tokens."""
+        return torch.arange(self.digits, length, self.digits)
+
     def transition_matrix(self) -> np.ndarray:
         """(N, N) probabilities of the next state given the current one."""
         matrix = np.zeros((self.num_states, self.num_states))
@@ -95,8 +110,7 @@ class TokFSM:
             )
         steps = -(-(length - 1) // self.digits)
         states = self.walks(num_sequences, steps, seed)
-        powers = self.base ** np.arange(self.digits - 1, -1, -1)
-        digits = (states[..., None] // powers) % self.base  # (n, steps, digits)
+        digits = (states[..., None] // np.array(self.digit_powers())) % self.base  # (n, steps, digits)
         tokens = np.concatenate([np.full((num_sequences, 1), self.bos_id), digits.reshape(num_sequences, -1)], axis=1)
         return torch.from_numpy(tokens[:, :length].copy())
 
