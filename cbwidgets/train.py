@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +175,7 @@ def train(
             start, history = int(state["step"]), list(state["history"])
         sync = (lambda t: accelerator.reduce(t, reduction="sum"), accelerator.gather) if world > 1 else (None, None)
         model.train()
-        window: dict[str, float] = {"loss": 0.0, "lm": 0.0, "rec": 0.0, "n": 0, "revived": 0}
-        recon_window: dict[str, float] = {}
-        hits_at_log = {name: cb.hits.clone() for name, cb in model.attached.items()}
+        window = _Window.start(model)
         started = time.perf_counter()
         bar = tqdm(
             total=config.steps,
@@ -201,25 +199,17 @@ def train(
                 accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            window["revived"] += model.end_training_step(*sync)
-            window["loss"] += float(loss.detach())
-            window["lm"] += float(out.loss.detach())
-            window["rec"] += float(recon.detach())
-            window["n"] += 1
-            for site, value in out.reconstruction.items():
-                recon_window[site] = recon_window.get(site, 0.0) + float(value.detach())
+            window.add(loss, out.loss, recon, out.reconstruction, model.end_training_step(*sync))
             bar.update(1)
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
-                metrics = _metrics(model, accelerator, done, window, recon_window, hits_at_log, optimizer, started)
+                metrics = _metrics(model, accelerator, done, window, optimizer, started)
                 history.append(metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", used=f"{metrics['used_share']:.2f}")
                 if accelerator.is_main_process:
                     for callback in callbacks:
                         callback(metrics)
-                window = {"loss": 0.0, "lm": 0.0, "rec": 0.0, "n": 0, "revived": 0}
-                recon_window = {}
-                hits_at_log = {name: cb.hits.clone() for name, cb in model.attached.items()}
+                window = _Window.start(model)
             if config.checkpoint_every and config.checkpoint_dir and (done % config.checkpoint_every == 0):
                 checkpoint = save_checkpoint(
                     Path(config.checkpoint_dir) / f"step-{done}",
@@ -238,20 +228,37 @@ def train(
     return TrainResult(pd.DataFrame(history), config.steps, checkpoint)
 
 
+@dataclass
+class _Window:
+    """Sums over the steps since the last log, and the code hits as they stood then."""
+
+    hits_at_start: dict[str, Tensor]
+    steps: int = 0
+    loss: float = 0.0
+    lm: float = 0.0
+    rec: float = 0.0
+    revived: int = 0
+    per_site: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, model: CodebookModel) -> _Window:
+        return cls({name: cb.hits.clone() for name, cb in model.attached.items()})
+
+    def add(self, loss: Tensor, lm: Tensor, rec: Tensor, per_site: dict[str, Tensor], revived: int) -> None:
+        self.steps += 1
+        self.loss += float(loss.detach())
+        self.lm += float(lm.detach())
+        self.rec += float(rec.detach())
+        self.revived += revived
+        for site, value in per_site.items():
+            self.per_site[site] = self.per_site.get(site, 0.0) + float(value.detach())
+
+
 def _metrics(
-    model: CodebookModel,
-    accelerator: Any,
-    step: int,
-    window: dict[str, float],
-    recon_window: dict[str, float],
-    hits_at_log: dict[str, Tensor],
-    optimizer: Any,
-    started: float,
+    model: CodebookModel, accelerator: Any, step: int, window: _Window, optimizer: Any, started: float
 ) -> dict[str, Any]:
-    n = max(1, window["n"])
-    scalars = torch.tensor(
-        [window["loss"] / n, window["lm"] / n, window["rec"] / n] + [v / n for v in recon_window.values()]
-    )
+    n = max(1, window.steps)
+    scalars = torch.tensor([window.loss / n, window.lm / n, window.rec / n] + [v / n for v in window.per_site.values()])
     if accelerator.num_processes > 1:
         scalars = accelerator.reduce(scalars.to(accelerator.device), reduction="mean").cpu()
     metrics: dict[str, Any] = {
@@ -260,16 +267,16 @@ def _metrics(
         "lm_loss": float(scalars[1]),
         "reconstruction": float(scalars[2]),
     }
-    for i, site in enumerate(recon_window):
+    for i, site in enumerate(window.per_site):
         metrics[f"reconstruction/{site}"] = float(scalars[3 + i])
     used, total, dead = 0, 0, 0
     for name, cb in model.attached.items():
-        used += int(((cb.hits - hits_at_log[name]) > 0).sum())
+        used += int(((cb.hits - window.hits_at_start[name]) > 0).sum())
         total += cb.hits.numel()
         dead += int(cb.dead_codes().sum())
     metrics["used_share"] = used / max(1, total)
     metrics["dead"] = dead
-    metrics["revived"] = int(window["revived"])
+    metrics["revived"] = window.revived
     metrics["lr"] = float(optimizer.param_groups[0]["lr"])
     metrics["seconds"] = time.perf_counter() - started
     return metrics
