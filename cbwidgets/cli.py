@@ -1,4 +1,4 @@
-"""The ``cbwidgets`` command: ``cbwidgets demo`` (also ``python -m cbwidgets demo``)."""
+"""The ``cbwidgets`` command: ``cbwidgets demo`` and ``cbwidgets train-fsm`` (also ``python -m cbwidgets ...``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    fsm = commands.add_parser(
+        "train-fsm", help="train the default TokFSM model from scratch (CPU, ~2.5 min), save it, print its metrics"
+    )
+    fsm.add_argument("--out", default="tokfsm-model", help="folder to save the model in (default ./tokfsm-model)")
+    fsm.add_argument("--seed", type=int, default=0)
+    fsm.add_argument("--base-steps", type=int, default=1000, help="base-model steps (default 1000)")
+    fsm.add_argument("--code-steps", type=int, default=100, help="codebook-only steps after k-means (default 100)")
+    fsm.add_argument("--float32", action="store_true", help="save float32 weights (default: float16, half the size)")
+    fsm.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
+    if args.command == "train-fsm":
+        if args.base_steps < 1:
+            parser.error(f"--base-steps {args.base_steps} is not valid; give a positive number of steps.")
+        if args.code_steps < 0:
+            parser.error(f"--code-steps {args.code_steps} is not valid; give 0 or a positive number of steps.")
+        from .tokfsm.train_cli import train_fsm
+
+        train_fsm(args.out, args.seed, args.base_steps, args.code_steps, not args.float32, not args.no_progress)
     if args.command == "demo":
         from .demo import run_demo
 

@@ -69,6 +69,7 @@ class CodebookOutput:
 @dataclass(frozen=True)
 class _HookState:
     enabled: bool = True
+    snap: bool = True  # False: codebooks apply only their LayerNorm (see CodebookModel.normalize_only)
     interventions: tuple[Resolved, ...] = ()
 
 
@@ -77,6 +78,7 @@ class _Run:
     ctx: StepContext
     ids: dict[str, Tensor] = field(default_factory=dict)
     losses: dict[str, Tensor] = field(default_factory=dict)
+    inputs: dict[str, list[Tensor]] | None = None  # set to capture what enters each codebook
 
 
 def _key(site: str) -> str:
@@ -246,6 +248,10 @@ class CodebookModel(nn.Module):
         if not state.enabled:
             return x
         codebook = cast(Codebook, self.codebooks[_key(site)])
+        if run is not None and run.inputs is not None:
+            run.inputs.setdefault(site, []).append(x.detach().reshape(-1, x.shape[-1]))
+        if not state.snap:
+            return codebook.normalize(x).reshape(x.shape).to(x.dtype)
         edit = None
         if state.interventions:
             ctx = run.ctx if run is not None else StepContext(x.shape[0], x.shape[1], 0, x.shape[1], x.shape[1])
@@ -416,6 +422,23 @@ class CodebookModel(nn.Module):
         finally:
             self._state = saved
 
+    @contextmanager
+    def normalize_only(self) -> Iterator[CodebookModel]:
+        """Codebooks apply their own LayerNorm but choose no code; no codes are reported.
+
+        A codebook's LayerNorm discards each activation's norm, which a model trained without it
+        may rely on (a final MLP's output norm can vary 20-fold between tokens). Training the base
+        model in this mode first keeps it from relying on what the codebooks will remove, so
+        k-means codes can then be put in with little loss. Combine with ``kmeans_init(...,
+        match_scale=False)`` to keep the LayerNorm's learned gain and bias.
+        """
+        saved = self._state
+        self._state = replace(saved, snap=False)
+        try:
+            yield self
+        finally:
+            self._state = saved
+
     def generate(self, prompt: Any, **kwargs: Any) -> Any:
         """Sample continuations with the current interventions held on; see cbwidgets.generate."""
         from .generate import generate
@@ -461,15 +484,36 @@ class CodebookModel(nn.Module):
         """Initialise every codebook with k-means on the base model's activations at its site.
 
         ``match_scale`` also sets each codebook's LayerNorm gain and bias to the activations' typical
-        scale, so inserting the codebooks into a trained model disturbs it as little as possible.
+        scale, so inserting the codebooks into a trained model disturbs it as little as possible;
+        the activations are then read from the base model alone. With ``match_scale=False`` the
+        LayerNorms keep their weights and each codebook's input is read under ``normalize_only()``,
+        as a model trained in that mode computes it.
         """
         if not self._sites:
             raise CodebookError("no codebooks attached; attach(...) before kmeans_init.")
-        with self.codebooks_disabled():
-            inputs = self.record(list(self._sites), batches)
+        if match_scale:
+            with self.codebooks_disabled():
+                inputs = self.record(list(self._sites), batches)
+        else:
+            inputs = self._codebook_inputs(batches)
         generator = torch.Generator().manual_seed(seed)
         for site, codebook in self.attached.items():
             codebook.kmeans_init(inputs[site], iters=iters, generator=generator, match_scale=match_scale)
+
+    @torch.no_grad()
+    def _codebook_inputs(self, batches: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
+        """What enters each codebook, one row per token, with every codebook in normalize-only mode."""
+        captured: dict[str, list[Tensor]] = {}
+        with self.normalize_only():
+            for batch in [batches] if isinstance(batches, Tensor) else batches:
+                ids = self.as_input_ids(batch)
+                run = _Run(StepContext(ids.shape[0], ids.shape[1], 0, ids.shape[1], ids.shape[1]), inputs=captured)
+                previous, self._run = self._run, run
+                try:
+                    self.model(input_ids=ids)
+                finally:
+                    self._run = previous
+        return {site: torch.cat(parts) for site, parts in captured.items()}
 
     def end_training_step(
         self,

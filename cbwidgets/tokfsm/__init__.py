@@ -1,6 +1,7 @@
 """TokFSM: the controlled world (a random finite state machine written as digit tokens) and the
 metrics that check what a model's codes mean in it."""
 
+from .default import Recipe, build_default_model, load_default, train_default
 from .metrics import (
     REFERENCE,
     code_purity,
@@ -15,12 +16,16 @@ from .world import TokFSM
 
 __all__ = [
     "REFERENCE",
+    "Recipe",
     "TokFSM",
+    "build_default_model",
     "code_purity",
     "codes_vs_neurons",
     "compare_to_reference",
     "first_transition_accuracy",
+    "load_default",
     "next_state_probs",
     "patching_divergence",
+    "train_default",
     "transition_accuracy",
 ]
