@@ -115,6 +115,56 @@ def test_kmeans_init_from_model_activations() -> None:
     assert after < 0.7 * before
 
 
+def test_normalize_only_applies_each_codebooks_layernorm_and_no_snap() -> None:
+    model = tiny_model("gpt_neox", num_codes=16)
+    model.detach("attn_preproj")
+    codebook = model.attached["layers.1.mlp"]
+    codebook.ln_weight.data.fill_(0.5)
+    codebook.ln_bias.data.fill_(0.25)
+    x = tiny_data(2, 8)
+    with model.codebooks_disabled():
+        stock = model(x).logits
+
+    def by_hand(site: str, out: torch.Tensor) -> torch.Tensor:
+        cb = model.attached[site]
+        return torch.nn.functional.layer_norm(out, out.shape[-1:], cb.ln_weight[0], cb.ln_bias[0], cb.eps)
+
+    handles = []
+    for site in ("layers.0.mlp", "layers.1.mlp"):
+        module = model.model.get_submodule(model.available_sites[site].module)
+        handles.append(module.register_forward_hook(lambda _m, _a, out, site=site: by_hand(site, out)))
+
+    with model.codebooks_disabled():
+        expected = model(x).logits
+    for handle in handles:
+        handle.remove()
+    with model.normalize_only():
+        out = model(x)
+    assert torch.allclose(out.logits, expected, atol=1e-5)
+    assert not torch.allclose(out.logits, stock, atol=1e-3)
+    assert bool((out.codes.ids == -1).all())
+    assert not torch.equal(model(x).logits, out.logits)  # the snap is back after the block
+
+
+def test_kmeans_init_without_match_scale_keeps_layernorm_and_reads_normalize_only_inputs() -> None:
+    model = tiny_model("gpt_neox", num_codes=16)
+    for cb in model.attached.values():
+        cb.ln_weight.data.fill_(2.0)
+    data = tiny_data(8, 16)
+    model.kmeans_init(data, iters=5, match_scale=False)
+    assert all(bool((cb.ln_weight == 2.0).all()) for cb in model.attached.values())
+    inputs = model._codebook_inputs(data)
+    assert set(inputs) == set(model.attached)
+    assert inputs["layers.1.mlp"].shape == (8 * 16, 32)
+    # the codes are centroids of those inputs: every normalised input is near some code
+    cb = model.attached["layers.1.mlp"]
+    with torch.no_grad():
+        points = cb.normalize(inputs["layers.1.mlp"])[:, 0]
+    nearest = torch.cdist(points, cb.codes.detach()[0]).min(-1).values
+    spread = torch.cdist(points, points).mean()
+    assert float(nearest.mean()) < 0.5 * float(spread)
+
+
 def test_text_in_text_out_with_a_tokenizer() -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast

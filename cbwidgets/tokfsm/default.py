@@ -60,15 +60,25 @@ class _DropRopeFactorWarning(logging.Filter):
 
 
 @contextmanager
-def _quiet_rope_factor() -> Iterator[None]:
-    """transformers warns about a rotary scaling factor below 1; here it is intended (see module doc)."""
+def _quiet_rope_factor(bars: bool = True) -> Iterator[None]:
+    """transformers warns about a rotary scaling factor below 1; here it is intended (see module doc).
+
+    ``bars=False`` also hides transformers' weight-loading bar, noise for a 4 MB model in a notebook.
+    """
+    from transformers.utils import logging as hf_logging
+
     log = logging.getLogger("transformers.modeling_rope_utils")
     quiet = _DropRopeFactorWarning()
     log.addFilter(quiet)
+    had_bars = hf_logging.is_progress_bar_enabled()
+    if not bars:
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         log.removeFilter(quiet)
+        if had_bars and not bars:
+            hf_logging.enable_progress_bar()
 
 
 def default_config(fsm: TokFSM, context: int = 128) -> GPTNeoXConfig:
@@ -216,15 +226,21 @@ def save_default(trained: TrainedModel, folder: str | Path, half: bool = True) -
     return folder
 
 
-def load_default(device: str | torch.device | None = None) -> CodebookModel:
-    """The shipped TokFSM model (trained by ``cbwidgets train-fsm``), in float32, in eval mode."""
-    if not (DEFAULT_MODEL_DIR / "codebooks.json").exists():
+def load_default(folder: str | Path | None = None, device: str | torch.device | None = None) -> CodebookModel:
+    """The shipped TokFSM model, or one that ``cbwidgets train-fsm --out folder`` saved; float32, eval mode."""
+    path = DEFAULT_MODEL_DIR if folder is None else Path(folder)
+    if not (path / "codebooks.json").exists():
+        if folder is not None:
+            raise CodebookError(
+                f"{str(path)!r} holds no saved TokFSM model (no codebooks.json); pass the folder that "
+                f"`cbwidgets train-fsm --out FOLDER` wrote, or no folder for the shipped model."
+            )
         raise CodebookError(
-            f"the default TokFSM model is missing from {str(DEFAULT_MODEL_DIR)!r}; reinstall cbwidgets, or make it "
-            f"with `cbwidgets train-fsm --out {DEFAULT_MODEL_DIR}` (about two minutes on a CPU)."
+            f"the default TokFSM model is missing from {str(path)!r}; reinstall cbwidgets, or make it "
+            f"with `cbwidgets train-fsm --out {path}` (about two and a half minutes on a CPU)."
         )
-    with _quiet_rope_factor():
-        model = CodebookModel.from_pretrained(DEFAULT_MODEL_DIR, device=device)
+    with _quiet_rope_factor(bars=False):
+        model = CodebookModel.from_pretrained(path, device=device)
     model.float()
     model.eval()
     return model

@@ -32,6 +32,7 @@ def train_fsm(
     folder = save_default(trained, out, half=half)
     times = ", ".join(f"{phase} {s:.0f} s" for phase, s in trained.seconds.items())
     print(f"Trained in {sum(trained.seconds.values()):.0f} s ({times}); saved to {folder}", file=stream)
+    print(f"Load it with cbwidgets.tokfsm.load_default({str(folder)!r})", file=stream)
     table = compare_to_reference(trained.model, fsm)
     print(table.to_string(index=False, float_format="%.3f"), file=stream)
     return table
