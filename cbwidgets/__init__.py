@@ -22,10 +22,23 @@ from .train import TrainConfig, TrainResult, train
 
 __version__ = "0.1.0"
 
+_WIDGETS = ("CodeHeatmap", "export_html", "heatmap")
+
+
+def __getattr__(name: str) -> object:
+    """``cbwidgets.heatmap`` and the widget classes load the widgets on first use, not on import."""
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'cbwidgets' has no attribute {name!r}")
+
+
 __all__ = [
     "SITE_KINDS",
     "SITE_TABLE",
     "Ablate",
+    "CodeHeatmap",
     "Codebook",
     "CodebookError",
     "CodebookModel",
@@ -39,7 +52,9 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "export_html",
     "generate",
+    "heatmap",
     "supported_model_types",
     "train",
 ]

@@ -1,0 +1,83 @@
+"""Widget latency in a real Chromium (Debian's, through Playwright), offline.
+
+Heatmap first paint: a 2,048-token x 16-codebook CodeHeatmap is rendered by the shipped bundle
+from its synced state (the same DataView a kernel sends); the clock runs from ``render`` to the
+second animation frame after it (the first paint is done). Median of 20 renders, each into a fresh
+element. Targets: <= 200 ms, payload <= 1 MB.
+
+    python benchmarks/widget_latency.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+
+import numpy as np
+
+from cbwidgets.widgets import CodeHeatmap
+from cbwidgets.widgets.export import _source, widget_state
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+_TIME_RENDERS = """async ([esm, css, state, repeats]) => {
+  const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  for (const [k, v] of Object.entries(state)) {
+    if (v && typeof v === "object" && "__bytes__" in v) {
+      const b = decode(v.__bytes__);
+      state[k] = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+  }
+  const style = document.createElement("style");
+  style.textContent = css;
+  document.head.appendChild(style);
+  const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+  const widget = (await import(url)).default;
+  const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const times = [];
+  for (let i = 0; i < repeats; i++) {
+    document.body.replaceChildren();
+    const el = document.createElement("div");
+    document.body.appendChild(el);
+    const model = { get: (k) => state[k], set() {}, on() {}, off() {}, save_changes() {}, send() {} };
+    const t0 = performance.now();
+    widget.render({ model, el });
+    await frame();
+    times.push(performance.now() - t0);
+  }
+  return { times, rows: document.querySelectorAll(".cbw-hm-row").length };
+}"""
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise SystemExit("needs Chromium: apt-get install -y chromium")
+    rng = np.random.default_rng(0)
+    tokens, labels = [f" tok{i}" for i in range(2048)], [f"{i // 4}.{i % 4}" for i in range(16)]
+    widget = CodeHeatmap(tokens, rng.integers(0, 1000, (2048, 16)), labels)
+    state = widget_state(widget)
+    payload = len(widget.codes) + len(json.dumps({k: v for k, v in state.items() if k != "codes"}))
+
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        browser = p.chromium.launch_persistent_context(profile, executable_path=chromium, args=FLAGS)
+        page = browser.new_page()
+        page.set_content("<!doctype html><html><head></head><body></body></html>")
+        result = page.evaluate(_TIME_RENDERS, [_source(widget._esm), _source(widget._css), state, 21])
+        browser.close()
+    times = result["times"][1:]  # the first render also compiles the module's functions
+    median = statistics.median(times)
+    print(f"heatmap first paint, 2048 tokens x 16 codebooks: median {median:.1f} ms over {len(times)} renders")
+    print(f"  min {min(times):.1f} ms, max {max(times):.1f} ms; cold first render {result['times'][0]:.1f} ms")
+    print(f"  rows in the DOM: {result['rows']} of 2048 (virtualised)")
+    print(f"  = {median / 200:.2f}x the 200 ms target")
+    print(f"payload: {payload / 1e6:.3f} MB (codes {len(widget.codes)} bytes, binary)")
+    print(f"  = {payload / 1e6:.2f}x the 1 MB target")
+
+
+if __name__ == "__main__":
+    main()

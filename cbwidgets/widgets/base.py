@@ -1,0 +1,62 @@
+"""What every cbwidgets widget shares: the shipped bundle, an error box, a text fallback.
+
+Errors raised in Python callbacks (an observer reacting to a click) are otherwise swallowed by
+the widget machinery; here they are caught and shown inside the widget, and kept on
+``widget.error`` for code to read.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+__all__ = ["STATIC", "WidgetBase"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+class WidgetBase(anywidget.AnyWidget):
+    _css = STATIC / "style.css"
+    error = traitlets.Unicode("").tag(sync=True)
+
+    @contextmanager
+    def reporting_errors(self) -> Iterator[None]:
+        """Run a callback's body; an exception is shown in the widget instead of vanishing."""
+        try:
+            yield
+        except Exception as err:
+            lines = traceback.format_exception_only(type(err), err)
+            self.error = "".join(lines).strip()
+        else:
+            self.error = ""
+
+    def guarded(self, callback: Callable[..., Any]) -> Callable[..., None]:
+        """Wrap a callback so that its exceptions land in the widget's error box."""
+
+        def run(*args: Any, **kwargs: Any) -> None:
+            with self.reporting_errors():
+                callback(*args, **kwargs)
+
+        return run
+
+    def _fallback_html(self) -> str:
+        """A static HTML view for front ends that cannot render widgets (overridden per widget)."""
+        return ""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:  # no front end to show a widget in
+            return None
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        data = dict(data)
+        data["text/plain"] = repr(self)
+        html = self._fallback_html()
+        if html:
+            data["text/html"] = html
+        return data, meta

@@ -1,0 +1,91 @@
+"""One self-contained HTML file per widget view: bundle and data inline, no CDN, no kernel.
+
+The page mounts the same ESM bundle the notebook uses, on a read-only stand-in for the widget
+model built from the widget's synced state. Binary traits travel as base64 and arrive as the same
+DataView the live widget receives, so the view is identical; clicks select and highlight but
+nothing re-runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["export_html", "widget_state"]
+
+_SKIP = {"_esm", "_css", "_anywidget_id", "layout", "_dom_classes", "tabbable", "tooltip", "comm", "keys", "log"}
+
+# Nothing leaves the page: scripts only inline or from the blob the bundle is loaded from.
+_CSP = "default-src 'none'; script-src 'unsafe-inline' blob:; style-src 'unsafe-inline'; img-src data:"
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<style>body{{margin:16px;}}</style><style id="cbw-css"></style></head>
+<body><div id="cbw-view"></div>
+<script type="module">
+const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const text = (b64) => new TextDecoder().decode(decode(b64));
+const state = JSON.parse(text("{state}"));
+for (const [key, value] of Object.entries(state)) {{
+  if (value && typeof value === "object" && "__bytes__" in value) {{
+    const bytes = decode(value.__bytes__);
+    state[key] = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }}
+}}
+document.getElementById("cbw-css").textContent = text("{css}");
+const listeners = {{}};
+const model = {{
+  get: (key) => state[key],
+  set: (key, value) => {{ state[key] = value; (listeners["change:" + key] || []).forEach((f) => f()); }},
+  save_changes: () => {{}},
+  on: (name, f) => {{ (listeners[name] ||= []).push(f); }},
+  off: () => {{}},
+  send: () => {{}},
+  widget_manager: null,
+}};
+const url = URL.createObjectURL(new Blob([text("{esm}")], {{ type: "text/javascript" }}));
+const widget = (await import(url)).default;
+const el = document.getElementById("cbw-view");
+if (widget.initialize) await widget.initialize({{ model }});
+await widget.render({{ model, el }});
+</script></body></html>
+"""
+
+
+def _source(value: Any) -> str:
+    """anywidget turns the class's ``_esm`` / ``_css`` paths into their text (or a file watcher in dev mode)."""
+    return value.read_text(encoding="utf-8") if isinstance(value, Path) else str(value)
+
+
+def widget_state(widget: Any) -> dict[str, Any]:
+    """The widget's synced traits, bytes as base64 (the JSON the export page reads)."""
+    state: dict[str, Any] = {}
+    for name in widget.trait_names(sync=True):
+        if name in _SKIP or name.startswith("_"):
+            continue
+        value = getattr(widget, name)
+        state[name] = {"__bytes__": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+    return state
+
+
+def export_html(widget: Any, path: str | Path | None = None, title: str | None = None) -> str:
+    """The page as a string; also written to ``path`` when given."""
+    esm, css = _source(widget._esm), _source(widget._css)
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode("utf-8")).decode()
+
+    page = _PAGE.format(
+        csp=_CSP,
+        title=html.escape(title or type(widget).__name__),
+        state=b64(json.dumps(widget_state(widget))),
+        css=b64(css),
+        esm=b64(esm),
+    )
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page

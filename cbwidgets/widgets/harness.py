@@ -1,0 +1,69 @@
+"""Mount a widget's real bundle and state in a browser page, bridged to the Python widget.
+
+Used by the browser tests and the latency benchmark (Playwright pages): a stand-in for the widget
+model with get/set/on/save_changes, where ``save_changes`` sets the Python widget's traits (its
+observers run, as in a kernel) and the widget's new state flows back into the page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .export import _source, widget_state
+
+__all__ = ["mount"]
+
+_HARNESS = """<!doctype html><html><head><meta charset="utf-8"><style id="css"></style></head>
+<body><div id="view"></div></body></html>"""
+
+_MOUNT = """async ([esm, css, state]) => {
+  const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const wire = (s) => {
+    for (const [k, v] of Object.entries(s)) {
+      if (v && typeof v === "object" && "__bytes__" in v) {
+        const b = decode(v.__bytes__);
+        s[k] = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      }
+    }
+    return s;
+  };
+  document.getElementById("css").textContent = css;
+  const values = wire(state), listeners = {}, dirty = new Set();
+  window.cbwSent = [];
+  const fire = (key) => (listeners["change:" + key] || []).forEach((f) => f());
+  const model = {
+    get: (k) => values[k],
+    set: (k, v) => { values[k] = v; dirty.add(k); fire(k); },
+    on: (name, f) => { (listeners[name] ||= []).push(f); },
+    off: () => {},
+    send: (msg) => window.cbwSent.push(msg),
+    save_changes: async () => {
+      const changes = {};
+      for (const k of dirty) changes[k] = values[k];
+      dirty.clear();
+      window.cbwSent.push(changes);
+      const fresh = wire(JSON.parse(await window.cbwSave(JSON.stringify(changes))));
+      for (const [k, v] of Object.entries(fresh)) {
+        if (JSON.stringify(v) !== JSON.stringify(values[k]) || v instanceof DataView) { values[k] = v; fire(k); }
+      }
+    },
+  };
+  window.cbwModel = model;
+  const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+  const widget = (await import(url)).default;
+  await widget.render({ model, el: document.getElementById("view") });
+}"""
+
+
+def mount(page: Any, widget: Any) -> None:
+    """Render ``widget``'s real bundle in ``page``; ``save_changes`` sets the Python widget's traits
+    (so its observers run, as in a kernel) and sends the widget's new state back."""
+
+    def save(changes_json: str) -> str:
+        widget.set_state(json.loads(changes_json))
+        return json.dumps(widget_state(widget))
+
+    page.expose_function("cbwSave", save)
+    page.set_content(_HARNESS)
+    page.evaluate(_MOUNT, [_source(widget._esm), _source(widget._css), widget_state(widget)])

@@ -1,0 +1,170 @@
+// CodeHeatmap: tokens down, codebooks across, each cell the code that fired there.
+// Rows are virtualised (only the visible ones exist in the DOM), so thousands of tokens paint fast.
+// Click a cell to select its code: every token where it fires lights up, and Python hears of it.
+
+import { codeColour } from "./colour.js";
+import { readCodes } from "./wire.js";
+import { tokenSpan, tokenText } from "./tokens.js";
+import { createTooltip } from "./tooltip.js";
+import { showError } from "./errors.js";
+
+const ROW = 22; // px per token row
+const OVERSCAN = 12; // rows rendered beyond the visible ones
+
+function render({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "cbw-root cbw-heatmap";
+  el.appendChild(root);
+  const tooltip = createTooltip(root);
+  const error = document.createElement("div");
+  const status = document.createElement("div");
+  status.className = "cbw-status";
+  const head = document.createElement("div");
+  head.className = "cbw-hm-head";
+  const scroller = document.createElement("div");
+  scroller.className = "cbw-hm-scroll";
+  const spacer = document.createElement("div");
+  spacer.className = "cbw-hm-spacer";
+  scroller.appendChild(spacer);
+  root.append(error, status, scroller);
+  spacer.appendChild(head);
+
+  let data = null; // { tokens, labels, names, ids, T, N, K }
+  let selected = null; // { column, id }
+  let painted = [-1, -1];
+
+  function load() {
+    const codes = readCodes(model.get("codes"), model.get("shape"));
+    data = {
+      tokens: model.get("tokens"),
+      labels: model.get("labels"),
+      names: model.get("names"),
+      ...codes,
+    };
+    root.style.setProperty("--cbw-cols", String(data.N));
+    head.replaceChildren(cellText("cbw-hm-pos", "#"), cellText("cbw-hm-tok", "token"));
+    for (let n = 0; n < data.N; n++) {
+      const label = cellText("cbw-hm-label", data.labels[n]);
+      label.title = data.names[n];
+      head.appendChild(label);
+    }
+    spacer.style.height = `${(data.T + 1) * ROW}px`;
+    readSelected();
+    painted = [-1, -1];
+    paint();
+  }
+
+  function readSelected() {
+    const ref = model.get("selected");
+    selected = null;
+    if (!ref) return;
+    const cut = ref.lastIndexOf(".");
+    const column = data.labels.indexOf(ref.slice(0, cut));
+    const id = Number(ref.slice(cut + 1));
+    if (column >= 0 && Number.isInteger(id)) selected = { column, id };
+  }
+
+  function fires(t, column, id) {
+    for (let k = 0; k < data.K; k++) if (data.at(t, column, k) === id) return true;
+    return false;
+  }
+
+  function paintStatus() {
+    if (!selected) {
+      status.textContent = `${data.T} tokens x ${data.N} codebooks. Click a code to see where it fires.`;
+      return;
+    }
+    let count = 0;
+    for (let t = 0; t < data.T; t++) if (fires(t, selected.column, selected.id)) count++;
+    status.textContent = `code ${data.labels[selected.column]}.${selected.id} fires on ${count} of ${data.T} tokens`;
+  }
+
+  function paint(force = false) {
+    const first = Math.max(0, Math.floor(scroller.scrollTop / ROW) - OVERSCAN);
+    const visible = Math.ceil((scroller.clientHeight || 480) / ROW);
+    const last = Math.min(data.T, first + visible + 2 * OVERSCAN);
+    if (!force && first === painted[0] && last === painted[1]) return;
+    painted = [first, last];
+    for (const row of spacer.querySelectorAll(".cbw-hm-row")) row.remove();
+    const rows = document.createDocumentFragment();
+    for (let t = first; t < last; t++) rows.appendChild(makeRow(t));
+    spacer.appendChild(rows);
+    paintStatus();
+  }
+
+  function makeRow(t) {
+    const row = document.createElement("div");
+    row.className = "cbw-hm-row";
+    row.style.top = `${(t + 1) * ROW}px`;
+    row.dataset.t = String(t);
+    row.appendChild(cellText("cbw-hm-pos", String(t)));
+    const tok = document.createElement("div");
+    tok.className = "cbw-hm-tok";
+    tok.appendChild(tokenSpan(data.tokens[t]));
+    row.appendChild(tok);
+    let lit = false;
+    for (let n = 0; n < data.N; n++) {
+      const id = data.at(t, n, 0);
+      const cell = cellText("cbw-hm-cell", id < 0 ? "" : String(id));
+      cell.dataset.n = String(n);
+      cell.style.background = codeColour(id);
+      if (selected) {
+        if (n === selected.column && fires(t, n, selected.id)) {
+          cell.classList.add("cbw-hit");
+          lit = true;
+        } else cell.classList.add("cbw-dim");
+      }
+      row.appendChild(cell);
+    }
+    if (lit) row.classList.add("cbw-lit");
+    return row;
+  }
+
+  scroller.addEventListener("scroll", () => requestAnimationFrame(() => paint()));
+  spacer.addEventListener("mousemove", (event) => {
+    const cell = event.target.closest(".cbw-hm-cell");
+    const row = event.target.closest(".cbw-hm-row");
+    if (!row) return tooltip.hide();
+    const t = Number(row.dataset.t);
+    const rows = [[`token ${t}`, JSON.stringify(tokenText(data.tokens[t]))]];
+    const columns = cell ? [Number(cell.dataset.n)] : [...Array(data.N).keys()];
+    for (const n of columns.slice(0, 16)) {
+      const ids = [];
+      for (let k = 0; k < data.K; k++) if (data.at(t, n, k) >= 0) ids.push(data.at(t, n, k));
+      rows.push([data.names[n], ids.length ? ids.map((id) => `${data.labels[n]}.${id}`).join(", ") : "none"]);
+    }
+    if (columns.length > 16) rows.push([`... ${columns.length - 16} more codebooks`, ""]);
+    tooltip.show(event, rows);
+  });
+  spacer.addEventListener("mouseleave", () => tooltip.hide());
+  spacer.addEventListener("click", (event) => {
+    const cell = event.target.closest(".cbw-hm-cell");
+    if (!cell) return;
+    const t = Number(cell.closest(".cbw-hm-row").dataset.t);
+    const n = Number(cell.dataset.n);
+    const id = data.at(t, n, 0);
+    if (id < 0) return;
+    const ref = `${data.labels[n]}.${id}`;
+    model.set("selected", model.get("selected") === ref ? "" : ref);
+    model.save_changes();
+  });
+
+  model.on("change:selected", () => {
+    readSelected();
+    paint(true);
+  });
+  for (const name of ["codes", "shape", "tokens", "labels"]) model.on(`change:${name}`, load);
+  model.on("change:error", () => showError(error, model.get("error")));
+  showError(error, model.get("error"));
+  load();
+  return () => tooltip.hide();
+}
+
+function cellText(className, text) {
+  const div = document.createElement("div");
+  div.className = className;
+  div.textContent = text;
+  return div;
+}
+
+export default { render };
