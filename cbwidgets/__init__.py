@@ -22,7 +22,7 @@ from .train import TrainConfig, TrainResult, train
 
 __version__ = "0.1.0"
 
-_WIDGETS = ("CodeHeatmap", "export_html", "heatmap")
+_WIDGETS = ("AblationPanel", "CodeHeatmap", "ablation_panel", "export_html", "heatmap")
 
 
 def __getattr__(name: str) -> object:
@@ -38,6 +38,7 @@ __all__ = [
     "SITE_KINDS",
     "SITE_TABLE",
     "Ablate",
+    "AblationPanel",
     "CodeHeatmap",
     "Codebook",
     "CodebookError",
@@ -52,6 +53,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "ablation_panel",
     "export_html",
     "generate",
     "heatmap",

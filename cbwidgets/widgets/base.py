@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets
 
-__all__ = ["STATIC", "WidgetBase"]
+__all__ = ["STATIC", "CodeGridWidget", "WidgetBase"]
 
 STATIC = Path(__file__).parent / "static"
 
@@ -60,3 +61,23 @@ class WidgetBase(anywidget.AnyWidget):
         if html:
             data["text/html"] = html
         return data, meta
+
+
+class CodeGridWidget(WidgetBase):
+    """A widget showing one prompt's codes: token strings, codebook labels, ids as int32 bytes."""
+
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    codes = traitlets.Bytes(b"").tag(sync=True)  # int32 little-endian, (tokens, codebooks, k); -1 = none
+    shape = traitlets.List(traitlets.Int(), default_value=[0, 0, 1]).tag(sync=True)
+
+    @staticmethod
+    def code_traits(ids: np.ndarray) -> dict[str, Any]:
+        """The ``codes`` and ``shape`` trait values for ids (tokens, codebooks, k)."""
+        return {"codes": np.ascontiguousarray(ids, dtype="<i4").tobytes(), "shape": list(ids.shape)}
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The code ids as an array (tokens, codebooks, k)."""
+        return np.frombuffer(self.codes, dtype="<i4").reshape(self.shape)

@@ -30,6 +30,11 @@ _MOUNT = """async ([esm, css, state]) => {
   };
   document.getElementById("css").textContent = css;
   const values = wire(state), listeners = {}, dirty = new Set();
+  const sameBytes = (a, b) => {
+    if (!(b instanceof DataView) || a.byteLength !== b.byteLength) return false;
+    for (let i = 0; i < a.byteLength; i++) if (a.getUint8(i) !== b.getUint8(i)) return false;
+    return true;
+  };
   window.cbwSent = [];
   const fire = (key) => (listeners["change:" + key] || []).forEach((f) => f());
   const model = {
@@ -44,9 +49,13 @@ _MOUNT = """async ([esm, css, state]) => {
       dirty.clear();
       window.cbwSent.push(changes);
       const fresh = wire(JSON.parse(await window.cbwSave(JSON.stringify(changes))));
-      for (const [k, v] of Object.entries(fresh)) {
-        if (JSON.stringify(v) !== JSON.stringify(values[k]) || v instanceof DataView) { values[k] = v; fire(k); }
-      }
+      // like a widget manager: set every changed value first, then announce each change
+      const differs = (k) => fresh[k] instanceof DataView
+        ? !sameBytes(fresh[k], values[k])
+        : JSON.stringify(fresh[k]) !== JSON.stringify(values[k]);
+      const changed = Object.keys(fresh).filter(differs);
+      for (const k of changed) values[k] = fresh[k];
+      for (const k of changed) fire(k);
     },
   };
   window.cbwModel = model;

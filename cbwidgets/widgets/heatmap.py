@@ -13,7 +13,7 @@ import traitlets
 from ..codes import Codes
 from ..errors import CodebookError
 from ..model import CodebookModel
-from .base import STATIC, WidgetBase
+from .base import STATIC, CodeGridWidget
 from .export import export_html
 from .text import token_strings
 
@@ -22,7 +22,7 @@ __all__ = ["CodeHeatmap", "heatmap"]
 _FALLBACK_ROWS = 64
 
 
-class CodeHeatmap(WidgetBase):
+class CodeHeatmap(CodeGridWidget):
     """Tokens down, codebooks across; a cell shows the code that fired (its first slot when k > 1).
 
     Click a code to select it: every token where it fires lights up, and ``selected`` (a code name
@@ -30,11 +30,6 @@ class CodeHeatmap(WidgetBase):
     """
 
     _esm = STATIC / "heatmap.js"
-    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    codes = traitlets.Bytes(b"").tag(sync=True)  # int32 little-endian, (tokens, codebooks, k)
-    shape = traitlets.List(traitlets.Int(), default_value=[0, 0, 1]).tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
@@ -68,8 +63,7 @@ class CodeHeatmap(WidgetBase):
             tokens=tokens,
             labels=labels,
             names=[str(n) for n in names],
-            codes=np.ascontiguousarray(ids, dtype="<i4").tobytes(),
-            shape=list(ids.shape),
+            **self.code_traits(ids),
             **kwargs,
         )
         if selected:
@@ -94,11 +88,6 @@ class CodeHeatmap(WidgetBase):
         return cls.from_codes(out.codes, token_strings(model.tokenizer, ids[0].tolist()))
 
     # -------------------------------------------------------------- reading
-    @property
-    def ids(self) -> np.ndarray:
-        """The code ids as an array (tokens, codebooks, k)."""
-        return np.frombuffer(self.codes, dtype="<i4").reshape(self.shape)
-
     def select(self, code: str) -> None:
         """Select a code by name (``"1.mlp.173"``), as a click would; ``""`` clears."""
         if code:

@@ -1,0 +1,273 @@
+// AblationPanel: the codes at a chosen token, each with a toggle and a scale slider; the
+// next-token predictions before and after; the prompt with per-token change marks.
+// Every change is numbered (`request`); answers for older requests are not painted.
+
+import { diverging } from "./colour.js";
+import { readCodes, readFloats } from "./wire.js";
+import { tokenSpan, tokenText } from "./tokens.js";
+import { createTooltip } from "./tooltip.js";
+import { showError } from "./errors.js";
+
+const pct = (p) => (Number.isFinite(p) ? `${(100 * p).toFixed(1)}%` : "-");
+
+function render({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "cbw-root cbw-ablation";
+  el.appendChild(root);
+  const tooltip = createTooltip(root);
+  const error = document.createElement("div");
+  const prompt = document.createElement("div");
+  prompt.className = "cbw-ab-prompt";
+  const body = document.createElement("div");
+  body.className = "cbw-ab-body";
+  const controls = document.createElement("div");
+  controls.className = "cbw-ab-controls";
+  const preds = document.createElement("div");
+  preds.className = "cbw-ab-preds";
+  const status = document.createElement("div");
+  status.className = "cbw-status";
+  body.append(controls, preds);
+  root.append(error, prompt, body, status);
+
+  let sent = model.get("request");
+  const edits = new Map(); // code -> scale, for codes switched on
+
+  function readEdits() {
+    edits.clear();
+    for (const e of model.get("edits")) edits.set(e.code, Number(e.scale ?? 0));
+  }
+
+  function send(changes) {
+    sent += 1;
+    for (const [key, value] of Object.entries(changes)) model.set(key, value);
+    model.set("request", sent);
+    root.classList.add("cbw-busy");
+    model.save_changes();
+  }
+
+  function sendEdits() {
+    send({ edits: [...edits].map(([code, scale]) => ({ code, scale })) });
+  }
+
+  // ---------------------------------------------------------------- prompt
+  function paintPrompt() {
+    const tokens = model.get("tokens");
+    const before = readFloats(model.get("next_before"));
+    const after = readFloats(model.get("next_after"));
+    const position = model.get("position");
+    let maxAbs = 0;
+    const change = tokens.map((_, t) => {
+      const d = Math.log(before[t]) - Math.log(after[t]); // loss after - loss before
+      if (Number.isFinite(d)) maxAbs = Math.max(maxAbs, Math.abs(d));
+      return d;
+    });
+    prompt.replaceChildren(
+      ...tokens.map((tok, t) => {
+        const span = tokenSpan(tok, "cbw-token cbw-ab-tok");
+        span.dataset.t = String(t);
+        if (t === position) span.classList.add("cbw-selected");
+        const d = change[t];
+        if (Number.isFinite(d) && Math.abs(d) > 1e-4) {
+          // red: the loss rose (the real next token got less likely); blue: it fell
+          span.style.borderBottom = `3px solid ${diverging(-d, maxAbs || 1)}`;
+          span.classList.add("cbw-changed");
+        }
+        span.dataset.before = String(before[t]);
+        span.dataset.after = String(after[t]);
+        return span;
+      }),
+    );
+  }
+
+  prompt.addEventListener("click", (event) => {
+    const span = event.target.closest(".cbw-ab-tok");
+    if (!span) return;
+    send({ position: Number(span.dataset.t) });
+  });
+  prompt.addEventListener("mousemove", (event) => {
+    const span = event.target.closest(".cbw-ab-tok");
+    if (!span) return tooltip.hide();
+    const t = Number(span.dataset.t);
+    const tok = JSON.stringify(tokenText(model.get("tokens")[t]));
+    tooltip.show(event, [
+      [`token ${t}`, tok],
+      ["p(this token) before", pct(Number(span.dataset.before))],
+      ["p(this token) after", pct(Number(span.dataset.after))],
+      ["click", "show this token's codes"],
+    ]);
+  });
+  prompt.addEventListener("mouseleave", () => tooltip.hide());
+
+  // -------------------------------------------------------------- controls
+  function paintControls() {
+    const data = readCodes(model.get("codes"), model.get("shape"));
+    const labels = model.get("labels");
+    const names = model.get("names");
+    const t = model.get("position");
+    const title = document.createElement("div");
+    title.className = "cbw-ab-title";
+    title.textContent = `codes at token ${t} ${JSON.stringify(tokenText(model.get("tokens")[t]))}`;
+    const rows = [];
+    for (let n = 0; n < data.N; n++) {
+      for (let k = 0; k < data.K; k++) {
+        const id = data.at(t, n, k);
+        if (id < 0) continue;
+        rows.push(codeRow(`${labels[n]}.${id}`, names[n]));
+      }
+    }
+    const mode = radios("mode", ["substitute", "drop"], model.get("mode"), (v) => send({ mode: v }));
+    mode.title = "at scale 0: substitute = the next most similar code takes its place; drop = nothing does";
+    const where = radios("where", ["everywhere", "token"], model.get("where"), (v) => send({ where: v }));
+    where.title = "edit the code wherever it fires in the prompt, or only at this token";
+    const reset = document.createElement("button");
+    reset.className = "cbw-ab-reset";
+    reset.textContent = "Reset";
+    reset.title = "back to the untouched model";
+    reset.addEventListener("click", () => {
+      edits.clear();
+      sendEdits();
+    });
+    const bar = document.createElement("div");
+    bar.className = "cbw-ab-bar";
+    bar.append(mode, where, reset);
+    const list = document.createElement("div");
+    list.className = "cbw-ab-codes";
+    list.append(...rows);
+    controls.replaceChildren(title, bar, list);
+  }
+
+  function codeRow(code, name) {
+    const row = document.createElement("label");
+    row.className = "cbw-ab-code";
+    row.dataset.code = code;
+    row.title = name;
+    const toggle = document.createElement("input");
+    toggle.title = "switch this code off (scale 0)";
+    toggle.type = "checkbox";
+    toggle.className = "cbw-ab-toggle";
+    toggle.checked = edits.has(code);
+    const text = document.createElement("span");
+    text.className = "cbw-ab-name";
+    text.textContent = code;
+    const slider = document.createElement("input");
+    slider.type = "range";
+    slider.className = "cbw-ab-scale";
+    slider.min = "0";
+    slider.max = "2";
+    slider.step = "0.05";
+    slider.value = String(edits.has(code) ? edits.get(code) : 1);
+    slider.title = "scale: 0 = ablated, 1 = as is, 2 = doubled";
+    const value = document.createElement("span");
+    value.className = "cbw-ab-value";
+    const show = () => {
+      const scale = Number(slider.value);
+      value.textContent = !toggle.checked ? "as is" : scale === 0 ? "off" : `x${scale.toFixed(2)}`;
+      row.classList.toggle("cbw-on", toggle.checked);
+    };
+    show();
+    // the toggle switches the code off (scale 0) or back on as is; the slider sets any scale
+    toggle.addEventListener("change", () => {
+      slider.value = toggle.checked ? "0" : "1";
+      if (toggle.checked) edits.set(code, 0);
+      else edits.delete(code);
+      show();
+      sendEdits();
+    });
+    slider.addEventListener("input", () => {
+      const scale = Number(slider.value);
+      toggle.checked = scale !== 1;
+      if (toggle.checked) edits.set(code, scale);
+      else edits.delete(code);
+      show();
+      sendEdits();
+    });
+    row.append(toggle, text, slider, value);
+    return row;
+  }
+
+  // ----------------------------------------------------------- predictions
+  function paintPredictions() {
+    const tokens = model.get("top_tokens");
+    const before = readFloats(model.get("p_before"));
+    const after = readFloats(model.get("p_after"));
+    const head = document.createElement("div");
+    head.className = "cbw-ab-pred cbw-ab-pred-head";
+    for (const text of ["next token", "before", "after", "change"]) head.appendChild(cell(text));
+    const rows = tokens.map((tok, i) => {
+      const row = document.createElement("div");
+      row.className = "cbw-ab-pred";
+      row.dataset.token = tok;
+      const name = document.createElement("div");
+      name.appendChild(tokenSpan(tok));
+      const delta = after[i] - before[i];
+      const change = cell(`${delta >= 0 ? "+" : ""}${(100 * delta).toFixed(1)}`);
+      change.style.background = diverging(delta, 0.5);
+      row.append(name, bar(before[i], "cbw-before"), bar(after[i], "cbw-after"), change);
+      return row;
+    });
+    preds.replaceChildren(head, ...rows);
+  }
+
+  function bar(p, className) {
+    const box = document.createElement("div");
+    box.className = `cbw-ab-barcell ${className}`;
+    const fill = document.createElement("div");
+    fill.className = "cbw-ab-fill";
+    fill.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
+    const text = document.createElement("span");
+    text.textContent = pct(p);
+    box.append(fill, text);
+    return box;
+  }
+
+  function paintResult() {
+    if (model.get("answered") < sent) return; // an older answer: a newer request is on its way
+    root.classList.remove("cbw-busy");
+    paintPrompt();
+    paintPredictions();
+    status.textContent = model.get("status");
+  }
+
+  model.on("change:answered", paintResult);
+  model.on("change:position", paintControls);
+  model.on("change:edits", () => {
+    readEdits();
+    paintControls();
+  });
+  model.on("change:error", () => {
+    showError(error, model.get("error"));
+    if (model.get("error")) root.classList.remove("cbw-busy");
+  });
+  showError(error, model.get("error"));
+  readEdits();
+  paintControls();
+  sent = model.get("answered");
+  paintResult();
+  return () => tooltip.hide();
+}
+
+function cell(text) {
+  const div = document.createElement("div");
+  div.textContent = text;
+  return div;
+}
+
+function radios(name, values, current, onChange) {
+  const group = document.createElement("span");
+  group.className = "cbw-ab-radios";
+  const id = `cbw-${name}-${Math.random().toString(36).slice(2)}`;
+  for (const value of values) {
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = id;
+    input.value = value;
+    input.checked = value === current;
+    input.addEventListener("change", () => input.checked && onChange(value));
+    label.append(input, document.createTextNode(value));
+    group.appendChild(label);
+  }
+  return group;
+}
+
+export default { render };
