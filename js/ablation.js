@@ -231,6 +231,10 @@ function render({ model, el }) {
   model.on("change:answered", paintResult);
   model.on("change:position", paintControls);
   model.on("change:edits", () => {
+    // the kernel echoes the view's own edits back: repaint only for edits made elsewhere (Python),
+    // so a slider being dragged is never replaced under the pointer
+    const local = JSON.stringify([...edits].map(([code, scale]) => ({ code, scale })));
+    if (JSON.stringify(model.get("edits")) === local) return;
     readEdits();
     paintControls();
   });

@@ -1,0 +1,122 @@
+"""A real JupyterLab server on 127.0.0.1 for end-to-end widget tests, started and stopped by pytest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["JupyterLab", "jupyterlab", "lab_server", "run_all"]
+
+
+@dataclass
+class JupyterLab:
+    url: str
+    root: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def jupyterlab() -> Iterator[JupyterLab]:
+    with lab_server() as lab:
+        yield lab
+
+
+class LabDidNotStart(RuntimeError):
+    pass
+
+
+@contextmanager
+def lab_server() -> Iterator[JupyterLab]:
+    """JupyterLab on 127.0.0.1 and a free port, no token, quiet; stopped with SIGTERM on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        root, settings, workspaces = base / "notebooks", base / "settings", base / "workspaces"
+        for folder in (root, settings, workspaces):
+            folder.mkdir()
+        # no "Jupyter news?" pop-up over the notebook
+        news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        news.parent.mkdir(parents=True)
+        news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        port = _free_port()
+        log = base / "jupyterlab.log"
+        env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(workspaces)}
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.allow_root=True",
+            "--ServerApp.disable_check_xsrf=True",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        with open(log, "w") as out:
+            server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                    break
+                except OSError as err:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        tail = log.read_text()[-3000:]
+                        raise LabDidNotStart(f"JupyterLab did not start; its log:\n{tail}") from err
+                    time.sleep(0.5)
+            yield JupyterLab(url, root, log)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+_RUN_ALL = """async () => {
+  const app = window.jupyterapp;
+  let panel = app.shell.currentWidget;
+  for (let i = 0; i < 200 && !(panel && panel.sessionContext); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    panel = app.shell.currentWidget;
+  }
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  while (!panel.sessionContext.session || !panel.sessionContext.session.kernel ||
+         panel.sessionContext.session.kernel.status !== "idle") {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await app.commands.execute("notebook:run-all-cells");
+}"""
+
+
+def run_all(page: object, url: str) -> None:
+    """Open a notebook in JupyterLab and run every cell once its kernel is ready."""
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_selector(".jp-Notebook")  # type: ignore[attr-defined]
+    page.evaluate(_RUN_ALL)  # type: ignore[attr-defined]

@@ -1,0 +1,67 @@
+"""End to end: JupyterLab, a kernel, the shipped model, Chromium clicking the AblationPanel."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import nbformat
+
+from tests.browser import shot
+from tests.jupyter import JupyterLab, run_all
+
+CELLS = [
+    "import json, ipywidgets\nimport cbwidgets\nfrom cbwidgets.tokfsm import TokFSM, load_default\n"
+    "model = load_default()\nprompt = TokFSM().sample(1, 41, seed=2)",
+    # the kernel's own numbers, printed into a Label whenever the panel answers a request
+    "panel = cbwidgets.ablation_panel(model, prompt)\nkernel = ipywidgets.Label(layout={'width': '100%'})\n"
+    "kernel.add_class('kernel-view')\n"
+    "def report(_):\n"
+    "    kernel.value = json.dumps({'edits': panel.edits, 'answered': panel.answered,\n"
+    "                              'after': {t: round(a * 100, 1) for t, (_, a) in panel.predictions.items()}})\n"
+    "panel.observe(report, 'answered')\n"
+    "ipywidgets.VBox([panel, kernel])",
+    "cbwidgets.heatmap(model, prompt)",
+]
+
+
+def test_click_in_jupyterlab_reruns_the_model_in_the_kernel(jupyterlab: JupyterLab, page: Any) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, jupyterlab.root / "e2e.ipynb")
+    page.set_default_timeout(60_000)
+    run_all(page, f"{jupyterlab.url}/lab/tree/e2e.ipynb")
+    page.wait_for_selector(".cbw-ab-code")
+    page.wait_for_selector(".cbw-hm-row")
+    before = page.locator(".cbw-status").first.inner_text()
+    assert before.startswith("edits: none")
+
+    toggle = page.locator(".cbw-ab-code").nth(9)  # layer 1's MLP code at the last token
+    code = toggle.get_attribute("data-code")
+    assert code is not None and code.startswith("1.mlp.")
+    box = toggle.locator(".cbw-ab-toggle").element_handle()
+    toggle.locator(".cbw-ab-toggle").check()
+    page.locator(".cbw-ablation input[value='drop']").check()
+    page.wait_for_function(
+        "(code) => { const k = document.querySelector('.kernel-view'); return k && k.textContent.includes(code); }",
+        arg=code,
+    )
+    page.wait_for_function("document.querySelector('.cbw-ablation .cbw-status').textContent.includes('mode drop')")
+    kernel = json.loads(page.locator(".kernel-view").inner_text())
+    # the kernel echoes the edits back; the controls under the pointer must not be rebuilt for that
+    assert box.evaluate("e => e.isConnected && e.checked")
+    assert kernel["edits"] == [{"code": code, "scale": 0.0}]
+    painted = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.cbw-ab-pred[data-token]')].map(
+            r => [r.dataset.token, r.querySelector('.cbw-after span').textContent]))"""
+    )
+    assert {t: float(v.rstrip("%")) for t, v in painted.items()} == kernel["after"]
+    status = page.locator(".cbw-ablation .cbw-status").inner_text()
+    assert re.search(rf"edits: {re.escape(code)}x0; mode drop, everywhere; ran in \d+ ms", status)
+
+    # the heatmap in the same notebook: a click selects a code in the kernel's widget
+    page.locator(".cbw-hm-row[data-t='3'] .cbw-hm-cell[data-n='9']").click()
+    page.wait_for_function("document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code 1.mlp.')")
+    print("screenshot:", shot(page, "jupyterlab-e2e"))
+    assert page.blocked == [], page.blocked
