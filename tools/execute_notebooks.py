@@ -3,6 +3,8 @@
     python tools/execute_notebooks.py [notebooks/tokfsm.ipynb ...]
 
 CI does not need this: it runs the notebooks itself under nbval (``python -m pytest``).
+Widget views are stripped from the stored outputs (they point at a kernel that is gone when the
+file is reopened); each widget's text/HTML fallback stays, so a reader still sees its data.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ import nbclient
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_widget_views(nb: nbformat.NotebookNode) -> None:
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(WIDGET_VIEW, None)
+    nb.metadata.pop("widgets", None)
 
 
 def main(paths: list[str]) -> None:
@@ -25,6 +35,7 @@ def main(paths: list[str]) -> None:
         nbclient.NotebookClient(
             nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
         ).execute()
+        strip_widget_views(nb)
         nbformat.write(nb, path)
         print(f"{path.name}: {time.perf_counter() - start:.1f} s")
 
