@@ -389,8 +389,14 @@ class CodebookModel(nn.Module):
         sites = {n: (cb.groups, cb.num_codes) for n, cb in self.attached.items()}
         ks = {n: cb.k for n, cb in self.attached.items()}
         resolved = tuple(resolve(i, names, sites, ks) for i in interventions)
+        with self._hook_state(interventions=self._state.interventions + resolved):
+            yield self
+
+    @contextmanager
+    def _hook_state(self, **changes: Any) -> Iterator[CodebookModel]:
+        """Swap in a changed hook state for the block; the previous one is back in ``finally``."""
         saved = self._state
-        self._state = replace(saved, interventions=saved.interventions + resolved)
+        self._state = replace(saved, **changes)
         try:
             yield self
         finally:
@@ -415,12 +421,8 @@ class CodebookModel(nn.Module):
     @contextmanager
     def codebooks_disabled(self) -> Iterator[CodebookModel]:
         """Run the base model as if no codebook were attached (for with/without comparisons)."""
-        saved = self._state
-        self._state = replace(saved, enabled=False)
-        try:
+        with self._hook_state(enabled=False):
             yield self
-        finally:
-            self._state = saved
 
     @contextmanager
     def normalize_only(self) -> Iterator[CodebookModel]:
@@ -432,12 +434,8 @@ class CodebookModel(nn.Module):
         k-means codes can then be put in with little loss. Combine with ``kmeans_init(...,
         match_scale=False)`` to keep the LayerNorm's learned gain and bias.
         """
-        saved = self._state
-        self._state = replace(saved, snap=False)
-        try:
+        with self._hook_state(snap=False):
             yield self
-        finally:
-            self._state = saved
 
     def generate(self, prompt: Any, **kwargs: Any) -> Any:
         """Sample continuations with the current interventions held on; see cbwidgets.generate."""

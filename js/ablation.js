@@ -5,29 +5,17 @@
 import { diverging } from "./colour.js";
 import { readCodes, readFloats } from "./wire.js";
 import { tokenSpan, tokenText } from "./tokens.js";
-import { createTooltip } from "./tooltip.js";
+import { createFrame, divs } from "./frame.js";
 import { showError } from "./errors.js";
 
 const pct = (p) => (Number.isFinite(p) ? `${(100 * p).toFixed(1)}%` : "-");
 
 function render({ model, el }) {
-  const root = document.createElement("div");
-  root.className = "cbw-root cbw-ablation";
-  el.appendChild(root);
-  const tooltip = createTooltip(root);
-  const error = document.createElement("div");
-  const prompt = document.createElement("div");
-  prompt.className = "cbw-ab-prompt";
-  const body = document.createElement("div");
-  body.className = "cbw-ab-body";
-  const controls = document.createElement("div");
-  controls.className = "cbw-ab-controls";
-  const preds = document.createElement("div");
-  preds.className = "cbw-ab-preds";
-  const status = document.createElement("div");
-  status.className = "cbw-status";
-  body.append(controls, preds);
-  root.append(error, prompt, body, status);
+  const { root, error, status, tooltip } = createFrame(el, "cbw-ablation");
+  root.append(error);
+  const [prompt, body] = divs(root, "cbw-ab-prompt", "cbw-ab-body");
+  const [controls, preds] = divs(body, "cbw-ab-controls", "cbw-ab-preds");
+  root.append(status);
 
   let sent = model.get("request");
   const edits = new Map(); // code -> scale, for codes switched on

@@ -5,29 +5,18 @@
 import { codeColour } from "./colour.js";
 import { readCodes } from "./wire.js";
 import { tokenSpan, tokenText } from "./tokens.js";
-import { createTooltip } from "./tooltip.js";
+import { createFrame, divs } from "./frame.js";
 import { showError } from "./errors.js";
 
 const ROW = 22; // px per token row
 const OVERSCAN = 12; // rows rendered beyond the visible ones
 
 function render({ model, el }) {
-  const root = document.createElement("div");
-  root.className = "cbw-root cbw-heatmap";
-  el.appendChild(root);
-  const tooltip = createTooltip(root);
-  const error = document.createElement("div");
-  const status = document.createElement("div");
-  status.className = "cbw-status";
-  const head = document.createElement("div");
-  head.className = "cbw-hm-head";
-  const scroller = document.createElement("div");
-  scroller.className = "cbw-hm-scroll";
-  const spacer = document.createElement("div");
-  spacer.className = "cbw-hm-spacer";
-  scroller.appendChild(spacer);
-  root.append(error, status, scroller);
-  spacer.appendChild(head);
+  const { root, error, status, tooltip } = createFrame(el, "cbw-heatmap");
+  root.append(error, status);
+  const [scroller] = divs(root, "cbw-hm-scroll");
+  const [spacer] = divs(scroller, "cbw-hm-spacer");
+  const [head] = divs(spacer, "cbw-hm-head");
 
   let data = null; // { tokens, labels, names, ids, T, N, K }
   let selected = null; // { column, id }
