@@ -1,10 +1,10 @@
-// Colour scales. Sequential: white to one hue, saturated at the scale's own max, clamped.
-// Diverging: the colour-blind-safe red - white - blue pair (ColorBrewer RdBu ends).
+// Colour scales. Diverging: the colour-blind-safe red - white - blue pair (ColorBrewer RdBu ends),
+// saturated at the scale's own max, clamped. Categorical: a pale colour per code id.
 
-const HUE = [8, 81, 156]; // deep blue
 const RED = [178, 24, 43];
 const BLUE = [33, 102, 172];
 
+/** White (t = 0) to the colour (t = 1). */
 function mix(rgb, t) {
   const c = rgb.map((v) => Math.round(255 + (v - 255) * t));
   return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
@@ -12,11 +12,6 @@ function mix(rgb, t) {
 
 function clamp01(x) {
   return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
-}
-
-/** White (0) to the hue (value >= max). */
-export function sequential(value, max, rgb = HUE) {
-  return mix(rgb, max > 0 ? clamp01(value / max) : 0);
 }
 
 /** Signed values: red below zero, blue above, white at zero; saturated at |value| >= maxAbs. */

@@ -156,3 +156,18 @@ def test_clicking_a_token_shows_its_codes(page: Any, model: Any, prompt: torch.T
     assert panel.position == 7
     shown = page.locator(".cbw-ab-code").evaluate_all("rows => rows.map(r => r.dataset.code)")
     assert shown == [f"{label}.{int(panel.ids[7, n, 0])}" for n, label in enumerate(panel.labels)]
+
+
+def test_exported_panel_shows_its_predictions_offline(
+    page: Any, model: Any, prompt: torch.Tensor, tmp_path: Any
+) -> None:
+    panel = cbwidgets.ablation_panel(model, prompt)
+    panel.mode = "drop"
+    panel.edits = [{"code": f"1.mlp.{int(panel.ids[-1, 9, 0])}", "scale": 0.0}]
+    path = tmp_path / "panel.html"
+    panel.to_html(str(path))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".cbw-ab-pred[data-token]")
+    assert _shown_after(page) == {t: f"{100 * a:.1f}%" for t, (_, a) in panel.predictions.items()}
+    assert page.locator(".cbw-status").inner_text() == panel.status
+    assert page.blocked == [] and page.js_errors == []
