@@ -154,3 +154,16 @@ def test_exported_html_shows_the_same_view_offline(page: Any, tmp_path: Path, mo
     assert page.locator(".cbw-hm-label").count() == 20
     assert page.blocked == [] and page.js_errors == []
     print("screenshot:", shot(page, "heatmap-exported"))
+
+
+def test_sixty_four_codebooks_render_and_scroll_sideways(page: Any) -> None:
+    labels = [f"{i // 16}.{i % 16}" for i in range(64)]
+    widget = CodeHeatmap([f"t{i}" for i in range(50)], np.arange(50 * 64).reshape(50, 64) % 1000, labels)
+    mount(page, widget)
+    assert page.locator(".cbw-hm-label").count() == 64
+    assert page.locator(".cbw-hm-row[data-t='0'] .cbw-hm-cell").count() == 64
+    wide = page.locator(".cbw-hm-scroll").evaluate("el => el.scrollWidth > el.clientWidth")
+    assert wide
+    page.locator(".cbw-hm-row[data-t='2'] .cbw-hm-cell[data-n='63']").click()
+    page.wait_for_function("document.querySelector('.cbw-status').textContent.startsWith('code 3.15.')")
+    assert widget.selected == f"3.15.{(2 * 64 + 63) % 1000}"
