@@ -1,0 +1,398 @@
+"""CodeIndex: every code of every codebook over a corpus, compact on disk, searchable by regex.
+
+Layout (a folder): ``codes.npy`` (tokens, codebooks, k) as uint16 while ids fit (else uint32), with
+the largest value marking an empty slot; ``tokens.npy`` (int32 token ids); ``doc_starts.npy``
+(int64 offsets, one more than documents); an inverted index in CSR form, ``inv_offsets.npy``
+(codebooks, num_codes + 1) and ``inv_positions.npy`` (uint32 token positions, sorted per code);
+``vocab.json`` (each token id's text) and ``manifest.json``. Opening memory-maps the arrays, so a
+corpus larger than memory works and per-code look-ups touch only that code's positions.
+
+Search follows the codebook-features paper: a regex runs over the decoded text; each match maps to
+the token holding its first character (or group 1's). For each code, recall = matched tokens where
+it fires / matched tokens, precision = matched tokens where it fires / all its firings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import CodebookError
+from .model import CodebookModel
+
+__all__ = ["CodeIndex"]
+
+FORMAT = "cbwidgets-code-index"
+VERSION = 1
+_SEPARATOR = "\x00"  # between documents in the search text; belongs to no token
+
+
+@dataclass(frozen=True)
+class _Text:
+    """The corpus as one string, and for every character the token it belongs to (-1: separator)."""
+
+    text: str
+    owner: np.ndarray  # int64 (characters,)
+
+
+class CodeIndex:
+    """Codes of a corpus; build with ``CodeIndex.build(model, corpus)``, reopen with ``CodeIndex.open``."""
+
+    def __init__(
+        self,
+        codes: np.ndarray,
+        tokens: np.ndarray,
+        doc_starts: np.ndarray,
+        vocab: Sequence[str],
+        labels: Sequence[str],
+        num_codes: Sequence[int],
+        inv_offsets: np.ndarray | None = None,
+        inv_positions: np.ndarray | None = None,
+        folder: Path | None = None,
+    ) -> None:
+        if codes.ndim != 3 or codes.shape[0] != tokens.shape[0] or codes.shape[1] != len(labels):
+            raise CodebookError(
+                f"codes {codes.shape} must be (tokens, codebooks, k) with {tokens.shape[0]} tokens and "
+                f"{len(labels)} codebooks."
+            )
+        if doc_starts[0] != 0 or doc_starts[-1] != tokens.shape[0] or np.any(np.diff(doc_starts) < 0):
+            raise CodebookError("doc_starts must rise from 0 to the number of tokens.")
+        self.codes = codes
+        self.tokens = tokens
+        self.doc_starts = doc_starts
+        self.vocab = list(vocab)
+        self.labels = list(labels)
+        self.num_codes = [int(c) for c in num_codes]
+        self.empty = int(np.iinfo(codes.dtype).max)
+        self.folder = folder
+        if inv_offsets is None or inv_positions is None:
+            inv_offsets, inv_positions = self._invert()
+        self.inv_offsets = inv_offsets
+        self.inv_positions = inv_positions
+        self._text: _Text | None = None
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        model: CodebookModel,
+        corpus: Iterable[str] | Iterable[Sequence[int]] | torch.Tensor,
+        batch_size: int = 8,
+        progress: bool = True,
+    ) -> CodeIndex:
+        """Run ``model`` over every document and keep its codes.
+
+        Documents longer than the model's context are cut into consecutive windows of that length;
+        each window is read with a fresh context (the codes at a window's start see no earlier tokens).
+        """
+        from tqdm.auto import tqdm
+
+        if not model.attached:
+            raise CodebookError("this model has no codebooks; attach(...) or load a model with codebooks first.")
+        docs = _documents(model, corpus)
+        if not docs or sum(len(d) for d in docs) == 0:
+            raise CodebookError("the corpus is empty; give at least one non-empty text or token sequence.")
+        window = model.max_length() or max(len(d) for d in docs)
+        doc_starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+        # (where the window starts in the corpus, its tokens)
+        pieces = [
+            (int(doc_starts[i]) + s, d[s : s + window]) for i, d in enumerate(docs) for s in range(0, len(d), window)
+        ]
+        labels = list(model.names.labels)
+        num_codes = [cb.num_codes for cb in model.attached.values() for _ in range(cb.groups)]
+        k = max(cb.k for cb in model.attached.values())
+        dtype = np.uint16 if max(num_codes) < np.iinfo(np.uint16).max else np.uint32
+        total = sum(len(d) for d in docs)
+        codes = np.empty((total, len(labels), k), dtype=dtype)
+        tokens = np.concatenate([np.asarray(d, dtype=np.int32) for d in docs])
+        # batch windows of equal length together (no padding needed)
+        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
+        empty = np.iinfo(dtype).max
+        was_training = model.training
+        model.eval()
+        bar = tqdm(total=total, unit="tok", desc="indexing", disable=not progress)
+        try:
+            with torch.no_grad():
+                for batch in _equal_length_batches(order, pieces, batch_size):
+                    ids = torch.tensor([pieces[j][1] for j in batch], dtype=torch.long, device=model.device)
+                    found = model(ids).codes.ids.cpu().numpy()  # (B, T, N, k)
+                    found = np.where(found < 0, empty, found).astype(dtype)
+                    for row, j in enumerate(batch):
+                        at, piece = pieces[j]
+                        codes[at : at + len(piece)] = found[row]
+                    bar.update(int(ids.numel()))
+        finally:
+            bar.close()
+            model.train(was_training)
+        vocab = _vocab_text(model)
+        return cls(codes, tokens, doc_starts, vocab, labels, num_codes)
+
+    def _invert(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR per codebook: positions where each code fires, sorted."""
+        t, n, k = self.codes.shape
+        width = max(self.num_codes) + 1
+        offsets = np.zeros((n, width), dtype=np.int64)
+        chunks = []
+        base = 0
+        for unit in range(n):
+            column = self.codes[:, unit, :].reshape(-1)
+            positions = np.repeat(np.arange(t, dtype=np.uint32), k) if k > 1 else np.arange(t, dtype=np.uint32)
+            keep = column != self.empty
+            column, positions = column[keep], positions[keep]
+            order = np.argsort(column, kind="stable")
+            counts = np.bincount(column, minlength=width - 1)[: width - 1]
+            offsets[unit, 1:] = base + np.cumsum(counts)
+            offsets[unit, 0] = base
+            chunks.append(positions[order])
+            base += len(order)
+        return offsets, np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint32)
+
+    # ------------------------------------------------------------ save / open
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("codes", "tokens", "doc_starts", "inv_offsets", "inv_positions"):
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+        (folder / "vocab.json").write_text(json.dumps(self.vocab))
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "labels": self.labels,
+            "num_codes": self.num_codes,
+            "tokens": int(self.tokens.shape[0]),
+            "documents": self.num_documents,
+            "k": int(self.codes.shape[2]),
+            "dtype": str(self.codes.dtype),
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        self.folder = folder
+        return folder
+
+    @classmethod
+    def open(cls, folder: str | Path) -> CodeIndex:
+        """Reopen a saved index; arrays are memory-mapped, not read into memory."""
+        folder = Path(folder)
+        path = folder / "manifest.json"
+        if not path.exists():
+            raise CodebookError(
+                f"{str(folder)!r} holds no code index (no manifest.json); pass the folder save() wrote."
+            )
+        manifest = json.loads(path.read_text())
+        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise CodebookError(f"{str(path)!r} is not a version-{VERSION} cbwidgets code index.")
+        arrays = {
+            name: np.load(folder / f"{name}.npy", mmap_mode="r")
+            for name in ("codes", "tokens", "doc_starts", "inv_offsets", "inv_positions")
+        }
+        vocab = json.loads((folder / "vocab.json").read_text())
+        return cls(
+            arrays["codes"],
+            arrays["tokens"],
+            np.asarray(arrays["doc_starts"]),
+            vocab,
+            manifest["labels"],
+            manifest["num_codes"],
+            arrays["inv_offsets"],
+            arrays["inv_positions"],
+            folder,
+        )
+
+    # ------------------------------------------------------------ reading
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def num_documents(self) -> int:
+        return int(len(self.doc_starts) - 1)
+
+    def __repr__(self) -> str:
+        where = f", folder={str(self.folder)!r}" if self.folder else ""
+        return (
+            f"CodeIndex(tokens={self.num_tokens}, documents={self.num_documents}, codebooks={len(self.labels)}, "
+            f"k={self.codes.shape[2]}, dtype={self.codes.dtype}{where})"
+        )
+
+    def _unit(self, code: str) -> tuple[int, int]:
+        label, _, number = str(code).rpartition(".")
+        if label not in self.labels or not number.isdigit():
+            raise CodebookError(
+                f"{code!r} is not a code of this index; name it codebook.code with a codebook from "
+                f"{self.labels[:6]}{'...' if len(self.labels) > 6 else ''}, e.g. {self.labels[0]}.0."
+            )
+        unit, value = self.labels.index(label), int(number)
+        if value >= self.num_codes[unit]:
+            raise CodebookError(f"{code!r}: codebook {label} has codes 0..{self.num_codes[unit] - 1}.")
+        return unit, value
+
+    def positions(self, code: str) -> np.ndarray:
+        """Token positions (in corpus order) where ``code`` fires; a slice of the inverted index."""
+        unit, value = self._unit(code)
+        start, stop = self.inv_offsets[unit, value], self.inv_offsets[unit, value + 1]
+        return np.asarray(self.inv_positions[start:stop], dtype=np.int64)
+
+    def firings(self) -> np.ndarray:
+        """(codebooks, max num_codes): how many tokens each code fires on."""
+        return np.diff(np.asarray(self.inv_offsets), axis=1)
+
+    def text(self) -> _Text:
+        """The decoded corpus (documents joined by a separator) and each character's token; cached."""
+        if self._text is None:
+            lengths = np.array([len(s) for s in self.vocab], dtype=np.int64)
+            token_len = lengths[np.asarray(self.tokens)]
+            parts = []
+            owners = []
+            for d in range(self.num_documents):
+                a, b = int(self.doc_starts[d]), int(self.doc_starts[d + 1])
+                parts.append("".join(self.vocab[t] for t in np.asarray(self.tokens[a:b]).tolist()))
+                owners.append(np.repeat(np.arange(a, b, dtype=np.int64), token_len[a:b]))
+                owners.append(np.array([-1], dtype=np.int64))
+            self._text = _Text(_SEPARATOR.join(parts) + _SEPARATOR, np.concatenate(owners))
+        return self._text
+
+    def matches(self, pattern: str) -> np.ndarray:
+        """Sorted unique token positions that a regex match starts in (group 1's start if it has groups)."""
+        try:
+            regex = re.compile(pattern)
+        except re.error as err:
+            raise CodebookError(f"{pattern!r} is not a valid regular expression: {err}.") from None
+        text = self.text()
+        group = 1 if regex.groups else 0
+        starts = [m.start(group) for m in regex.finditer(text.text) if m.start(group) >= 0]
+        if not starts:
+            return np.zeros(0, dtype=np.int64)
+        owners = text.owner[np.asarray(starts, dtype=np.int64)]
+        return np.unique(owners[owners >= 0])
+
+    def search(self, pattern: str, min_precision: float = 0.0, min_matches: int = 1) -> pd.DataFrame:
+        """Codes for a regex, most precise first: codebook, code, precision, recall, matches, firings."""
+        matched = self.matches(pattern)
+        columns = ["codebook", "code", "precision", "recall", "matches", "firings"]
+        if len(matched) == 0:
+            return pd.DataFrame(columns=columns)
+        firings = self.firings()
+        rows = []
+        at = np.asarray(self.codes[matched])  # (M, N, k)
+        for unit, label in enumerate(self.labels):
+            ids = at[:, unit, :].reshape(-1)
+            ids = ids[ids != self.empty]
+            hits = np.bincount(ids, minlength=self.num_codes[unit])
+            for value in np.nonzero(hits >= min_matches)[0]:
+                fired = int(firings[unit, value])
+                precision = hits[value] / fired
+                if precision >= min_precision:
+                    rows.append(
+                        (label, f"{label}.{value}", precision, hits[value] / len(matched), int(hits[value]), fired)
+                    )
+        table = pd.DataFrame(rows, columns=columns)
+        return table.sort_values(["precision", "recall"], ascending=False, ignore_index=True)
+
+    def document_of(self, positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(self.doc_starts), positions, side="right") - 1
+
+    def top_examples(self, code: str, n: int = 10, context: int = 8) -> pd.DataFrame:
+        """Up to ``n`` firings spread over the corpus, with ``context`` tokens either side.
+
+        ``marked`` lists, for each window, the positions in it where the code fires (the firing token
+        and any others), so a view can highlight them.
+        """
+        where = self.positions(code)
+        if len(where) == 0:
+            return pd.DataFrame(columns=["document", "position", "left", "token", "right", "marked"])
+        chosen = where[np.linspace(0, len(where) - 1, min(n, len(where))).astype(np.int64)]
+        chosen = np.unique(chosen)
+        docs = self.document_of(chosen)
+        fires = set(where.tolist())
+        rows = []
+        for p, d in zip(chosen.tolist(), docs.tolist(), strict=True):
+            a = max(int(self.doc_starts[d]), p - context)
+            b = min(int(self.doc_starts[d + 1]), p + context + 1)
+            text = [self.vocab[t] for t in np.asarray(self.tokens[a:b]).tolist()]
+            rows.append(
+                {
+                    "document": d,
+                    "position": p,
+                    "left": "".join(text[: p - a]),
+                    "token": text[p - a],
+                    "right": "".join(text[p - a + 1 :]),
+                    "marked": [q for q in range(a, b) if q in fires],
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def topic_codes(self, document: int, min_share: float = 0.3) -> pd.DataFrame:
+        """Codes firing on at least ``min_share`` of one document's tokens, most widespread first."""
+        if not 0 <= document < self.num_documents:
+            raise CodebookError(f"document {document} is out of range; this index has {self.num_documents}.")
+        a, b = int(self.doc_starts[document]), int(self.doc_starts[document + 1])
+        block = np.asarray(self.codes[a:b])
+        rows = []
+        for unit, label in enumerate(self.labels):
+            ids = block[:, unit, :].reshape(-1)
+            counts = np.bincount(ids[ids != self.empty], minlength=self.num_codes[unit])
+            for value in np.nonzero(counts >= max(1, min_share * (b - a)))[0]:
+                rows.append((f"{label}.{value}", counts[value] / (b - a), int(counts[value])))
+        table = pd.DataFrame(rows, columns=["code", "share", "tokens"])
+        return table.sort_values("share", ascending=False, ignore_index=True)
+
+    def code_stats(self, code: str, top: int = 10) -> dict[str, Any]:
+        """Frequency (share of tokens), firings, and the tokens it most often fires on."""
+        where = self.positions(code)
+        counts = np.bincount(np.asarray(self.tokens)[where], minlength=len(self.vocab)) if len(where) else None
+        tokens = []
+        if counts is not None:
+            for t in np.argsort(-counts, kind="stable")[:top]:  # most often first; ties by token id
+                if counts[t] == 0:
+                    break
+                tokens.append((self.vocab[int(t)], int(counts[t])))
+        return {
+            "code": code,
+            "firings": len(where),
+            "frequency": len(where) / max(1, self.num_tokens),
+            "documents": len(np.unique(self.document_of(where))) if len(where) else 0,
+            "top_tokens": tokens,
+        }
+
+
+def _documents(model: CodebookModel, corpus: Any) -> list[list[int]]:
+    if isinstance(corpus, torch.Tensor):
+        if corpus.ndim != 2:
+            raise CodebookError(f"a token tensor corpus must be (documents, tokens); got shape {tuple(corpus.shape)}.")
+        return [row.tolist() for row in corpus]
+    if isinstance(corpus, str):
+        raise CodebookError("the corpus is one string; pass a list of documents, e.g. [text].")
+    docs = []
+    for doc in corpus:
+        if isinstance(doc, str):
+            if model.tokenizer is None:
+                raise CodebookError("texts need a model with a tokenizer; pass token ids instead.")
+            docs.append(list(model.tokenizer(doc, add_special_tokens=True)["input_ids"]))
+        else:
+            docs.append([int(t) for t in doc])
+    return docs
+
+
+def _equal_length_batches(order: list[int], pieces: list[tuple[int, list[int]]], size: int) -> Iterable[list[int]]:
+    batch: list[int] = []
+    for j in order:
+        if batch and (len(batch) == size or len(pieces[j][1]) != len(pieces[batch[0]][1])):
+            yield batch
+            batch = []
+        batch.append(j)
+    if batch:
+        yield batch
+
+
+def _vocab_text(model: CodebookModel) -> list[str]:
+    size = int(model.config.vocab_size)
+    if model.tokenizer is None:
+        return [str(i) for i in range(size)]
+    return [model.tokenizer.decode([i]) for i in range(size)]
