@@ -10,6 +10,8 @@ norm (whose per-token scale the code does not know), centred so that promoted to
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -43,7 +45,7 @@ def residual_vector(model: CodebookModel, code: CodeRef) -> Tensor | None:
         return vector
     if kind == "attn_preproj":
         proj = model.model.get_submodule(model.available_sites[site].module)
-        weight = proj.weight.detach().float()
+        weight = cast(Tensor, proj.weight).detach().float()
         width = vector.shape[0]
         cols = slice(group * width, (group + 1) * width)
         # nn.Linear computes x @ W.T; GPT-2's Conv1D computes x @ W
