@@ -41,7 +41,7 @@ def jupyterlab() -> Iterator[JupyterLab]:
 
 
 class LabDidNotStart(RuntimeError):
-    pass
+    """JupyterLab exited or never answered /api/status; the message holds the end of its log."""
 
 
 @contextmanager
