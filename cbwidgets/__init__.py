@@ -22,7 +22,19 @@ from .train import TrainConfig, TrainResult, train
 
 __version__ = "0.1.0"
 
-_WIDGETS = ("AblationPanel", "CodeHeatmap", "ablation_panel", "export_html", "heatmap")
+_WIDGETS = (
+    "AblationPanel",
+    "CodeDashboard",
+    "CodeDashboard",
+    "CodeHeatmap",
+    "CodeSearch",
+    "CodeSearch",
+    "ablation_panel",
+    "code_explorer",
+    "code_explorer",
+    "export_html",
+    "heatmap",
+)
 
 
 def __getattr__(name: str) -> object:

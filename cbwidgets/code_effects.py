@@ -54,7 +54,7 @@ def residual_vector(model: CodebookModel, code: CodeRef) -> Tensor | None:
 
 
 def code_logit_effect(model: CodebookModel, code: CodeRef, top: int = 10) -> pd.DataFrame:
-    """Tokens the code pushes up (``effect`` > 0) and down, ``top`` of each, strongest first."""
+    """Tokens the code pushes up (``effect`` > 0) and down (< 0), at most ``top`` of each, strongest first."""
     vector = residual_vector(model, code)
     if vector is None:
         raise CodebookError(
@@ -66,9 +66,9 @@ def code_logit_effect(model: CodebookModel, code: CodeRef, top: int = 10) -> pd.
         raise CodebookError("this model has no output embedding to read a logit effect through.")
     logits = unembed.weight.detach().float() @ vector
     logits = logits - logits.mean()
-    up = logits.topk(min(top, logits.numel()))
-    down = (-logits).topk(min(top, logits.numel()))
-    ids = up.indices.tolist() + down.indices.tolist()
+    up = [i for i in logits.topk(min(top, logits.numel())).indices.tolist() if logits[i] > 0]
+    down = [i for i in (-logits).topk(min(top, logits.numel())).indices.tolist() if logits[i] < 0]
+    ids = up + down
     tok = model.tokenizer
     names = [tok.decode([i]) if tok is not None else str(i) for i in ids]
     return pd.DataFrame(
@@ -76,7 +76,7 @@ def code_logit_effect(model: CodebookModel, code: CodeRef, top: int = 10) -> pd.
             "token": names,
             "token_id": ids,
             "effect": logits[ids].tolist(),
-            "direction": ["promotes"] * len(up.indices) + ["suppresses"] * len(down.indices),
+            "direction": ["promotes"] * len(up) + ["suppresses"] * len(down),
         }
     )
 

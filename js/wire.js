@@ -21,3 +21,9 @@ export function readFloats(value) {
   const view = asBytes(value);
   return new Float32Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
 }
+
+/** An int32 vector. */
+export function readInts(value) {
+  const view = asBytes(value);
+  return new Int32Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+}

@@ -117,6 +117,7 @@ _RUN_ALL = """async () => {
 
 def run_all(page: object, url: str) -> None:
     """Open a notebook in JupyterLab and run every cell once its kernel is ready."""
-    page.goto(url)  # type: ignore[attr-defined]
+    # ?reset: a fresh workspace, so notebooks opened by earlier tests do not come back and take focus
+    page.goto(url + ("&" if "?" in url else "?") + "reset")  # type: ignore[attr-defined]
     page.wait_for_selector(".jp-Notebook")  # type: ignore[attr-defined]
     page.evaluate(_RUN_ALL)  # type: ignore[attr-defined]

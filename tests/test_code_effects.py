@@ -27,6 +27,7 @@ def test_head_codes_go_through_their_slice_of_the_output_projection(family: str)
 def test_logit_effect_is_the_centred_unembedding_of_the_code() -> None:
     model = load_default()
     table = code_logit_effect(model, "3.mlp.681", top=3)
+    assert ((table["effect"] > 0) == (table["direction"] == "promotes")).all()
     logits = model.model.get_output_embeddings().weight.detach() @ code_vector(model, "3.mlp.681")
     logits = logits - logits.mean()
     assert table["token_id"].tolist()[:3] == logits.topk(3).indices.tolist()
@@ -53,3 +54,10 @@ def test_neuron_site_codes_have_no_logit_effect() -> None:
     assert residual_vector(model, "0.mlp_hidden.3") is None
     with pytest.raises(CodebookError, match="mlp_hidden"):
         code_logit_effect(model, "0.mlp_hidden.3")
+
+
+def test_small_vocabularies_never_list_a_token_both_ways() -> None:
+    table = code_logit_effect(load_default(), "0.1.878", top=8)  # 11 tokens: top and bottom 8 overlap
+    assert table["token_id"].is_unique
+    assert (table.loc[table["direction"] == "promotes", "effect"] > 0).all()
+    assert (table.loc[table["direction"] == "suppresses", "effect"] < 0).all()

@@ -65,3 +65,31 @@ def test_click_in_jupyterlab_reruns_the_model_in_the_kernel(jupyterlab: JupyterL
     page.wait_for_function("document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code 1.mlp.')")
     print("screenshot:", shot(page, "jupyterlab-e2e"))
     assert page.blocked == [], page.blocked
+
+
+EXPLORER = [
+    "import cbwidgets\nfrom cbwidgets.index import CodeIndex\nfrom cbwidgets.tokfsm import TokFSM, load_default\n"
+    "model = load_default()\nindex = CodeIndex.build(model, TokFSM().sample(100, 128, seed=11), progress=False)\n"
+    "explorer = cbwidgets.code_explorer(index, model)\nexplorer",
+]
+
+
+def test_code_explorer_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in EXPLORER])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, jupyterlab.root / "explorer.ipynb")
+    page.set_default_timeout(60_000)
+    run_all(page, f"{jupyterlab.url}/lab/tree/explorer.ipynb")
+    page.wait_for_selector(".cbw-se-input")
+    page.locator(".cbw-se-input").type("4(2)", delay=20)
+    page.wait_for_function("document.querySelectorAll('.cbw-se-row[data-code]').length > 0")
+    row = page.locator(".cbw-se-row[data-code]").nth(2)
+    code = row.get_attribute("data-code")
+    row.click()
+    page.wait_for_function("(c) => document.querySelector('.cbw-db-title').textContent === 'code ' + c", arg=code)
+    page.locator(".cbw-db-example").first.click()
+    page.wait_for_function("document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code ' )")
+    assert code in page.locator(".cbw-heatmap .cbw-status").inner_text()
+    assert page.locator(".cbw-heatmap .cbw-hit").count() >= 1
+    print("screenshot:", shot(page, "jupyterlab-explorer"))
+    assert page.blocked == [], page.blocked

@@ -4,7 +4,18 @@ The core package never imports this one; ``cbwidgets.heatmap`` reaches it lazily
 """
 
 from .ablation import AblationPanel, ablation_panel
+from .dashboard import CodeDashboard, code_explorer
 from .export import export_html
 from .heatmap import CodeHeatmap, heatmap
+from .search import CodeSearch
 
-__all__ = ["AblationPanel", "CodeHeatmap", "ablation_panel", "export_html", "heatmap"]
+__all__ = [
+    "AblationPanel",
+    "CodeDashboard",
+    "CodeHeatmap",
+    "CodeSearch",
+    "ablation_panel",
+    "code_explorer",
+    "export_html",
+    "heatmap",
+]

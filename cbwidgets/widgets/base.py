@@ -7,7 +7,6 @@ the widget machinery; here they are caught and shown inside the widget, and kept
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +31,7 @@ class WidgetBase(anywidget.AnyWidget):
         try:
             yield
         except Exception as err:
-            lines = traceback.format_exception_only(type(err), err)
-            self.error = "".join(lines).strip()
+            self.error = f"{type(err).__name__}: {err}"
         else:
             self.error = ""
 

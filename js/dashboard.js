@@ -1,0 +1,119 @@
+// CodeDashboard: one code's frequency, where in documents it fires, top examples with context,
+// the tokens it promotes and suppresses, and similar codes. Click an example to open it in the
+// heatmap beside; click a similar code to switch the dashboard to it.
+
+import { diverging } from "./colour.js";
+import { readFloats } from "./wire.js";
+import { tokenSpan } from "./tokens.js";
+import { createFrame, divs } from "./frame.js";
+import { showError } from "./errors.js";
+
+function render({ model, el }) {
+  const { root, error, status } = createFrame(el, "cbw-dashboard");
+  root.append(error);
+  const [title, summary, hist, columns] = divs(root, "cbw-db-title", "cbw-db-summary", "cbw-db-hist", "cbw-db-columns");
+  const [examples, side] = divs(columns, "cbw-db-examples", "cbw-db-side");
+  root.append(status);
+
+  function paint() {
+    const stats = model.get("stats");
+    title.textContent = `code ${model.get("code")}`;
+    const tops = (stats.top_tokens || []).map(([t, n]) => `${JSON.stringify(t)} x${n}`).join(", ");
+    summary.textContent =
+      `fires on ${stats.firings} tokens (${(100 * stats.frequency).toFixed(3)}% of the corpus) in ` +
+      `${stats.documents} documents; most often on ${tops || "nothing"}`;
+    paintHistogram();
+    paintExamples();
+    paintSide();
+  }
+
+  function paintHistogram() {
+    const bins = readFloats(model.get("hist"));
+    const max = Math.max(1e-9, ...bins);
+    const bars = [...bins].map((v, i) => {
+      const bar = document.createElement("div");
+      bar.className = "cbw-db-bar";
+      bar.style.height = `${Math.round((40 * v) / max)}px`;
+      bar.title = `${(100 * v).toFixed(1)}% of firings at ${Math.round((100 * i) / bins.length)}-${Math.round((100 * (i + 1)) / bins.length)}% of a document`;
+      return bar;
+    });
+    const label = document.createElement("div");
+    label.className = "cbw-db-hist-label";
+    label.textContent = "where in a document it fires (start to end)";
+    hist.replaceChildren(...bars, label);
+  }
+
+  function paintExamples() {
+    const rows = model.get("examples").map((ex, i) => {
+      const row = document.createElement("div");
+      row.className = "cbw-db-example" + (i === model.get("opened_example") ? " cbw-selected" : "");
+      row.dataset.i = String(i);
+      row.title = `document ${ex.document}, token ${ex.position}: click to open in the heatmap`;
+      const fire = tokenSpan(ex.token, "cbw-token cbw-db-fire");
+      row.append(tokenSpan(ex.left, "cbw-token cbw-db-ctx"), fire, tokenSpan(ex.right, "cbw-token cbw-db-ctx"));
+      return row;
+    });
+    const head = document.createElement("div");
+    head.className = "cbw-db-head";
+    head.textContent = "examples (the firing token marked)";
+    examples.replaceChildren(head, ...rows);
+  }
+
+  function paintSide() {
+    const parts = [];
+    const effects = model.get("effects");
+    if (effects.length) {
+      const head = document.createElement("div");
+      head.className = "cbw-db-head";
+      head.textContent = "logit effect (direct)";
+      parts.push(head);
+      const max = Math.max(...effects.map((e) => Math.abs(e.effect)));
+      for (const e of effects) {
+        const row = document.createElement("div");
+        row.className = "cbw-db-effect";
+        const value = document.createElement("span");
+        value.textContent = `${e.effect >= 0 ? "+" : ""}${e.effect.toFixed(2)}`;
+        value.style.background = diverging(e.effect, max);
+        row.append(tokenSpan(e.token), value);
+        parts.push(row);
+      }
+    }
+    const similar = model.get("similar");
+    if (similar.length) {
+      const head = document.createElement("div");
+      head.className = "cbw-db-head";
+      head.textContent = "similar codes (cosine)";
+      parts.push(head);
+      for (const s of similar) {
+        const row = document.createElement("div");
+        row.className = "cbw-db-similar";
+        row.dataset.code = s.code;
+        row.textContent = `${s.code}  ${s.cosine.toFixed(3)}`;
+        parts.push(row);
+      }
+    }
+    side.replaceChildren(...parts);
+  }
+
+  examples.addEventListener("click", (event) => {
+    const row = event.target.closest(".cbw-db-example");
+    if (!row) return;
+    model.set("opened_example", Number(row.dataset.i));
+    model.save_changes();
+  });
+  side.addEventListener("click", (event) => {
+    const row = event.target.closest(".cbw-db-similar");
+    if (!row) return;
+    status.textContent = `opening ${row.dataset.code} ...`;
+    model.set("code", row.dataset.code);
+    model.save_changes();
+  });
+  for (const name of ["stats", "hist", "examples", "effects", "similar", "opened_example"]) model.on(`change:${name}`, paint);
+  model.on("change:status", () => (status.textContent = model.get("status")));
+  model.on("change:error", () => showError(error, model.get("error")));
+  showError(error, model.get("error"));
+  status.textContent = model.get("status");
+  paint();
+}
+
+export default { render };

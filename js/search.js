@@ -1,0 +1,81 @@
+// CodeSearch: a regex box; matching codes sorted by precision, updated as you type (debounced).
+// Clicking a row sets `opened`, which Python turns into that code's dashboard.
+
+import { readFloats, readInts } from "./wire.js";
+import { createFrame, divs } from "./frame.js";
+import { showError } from "./errors.js";
+
+const DEBOUNCE_MS = 150;
+
+function render({ model, el }) {
+  const { root, error, status } = createFrame(el, "cbw-search");
+  const input = document.createElement("input");
+  input.type = "text";
+  input.className = "cbw-se-input";
+  input.placeholder = "regex, e.g. 4(2)  (group 1 picks the token)";
+  input.value = model.get("pattern");
+  root.append(input, error, status);
+  const [table] = divs(root, "cbw-se-table");
+  let sent = model.get("answered");
+  let timer = null;
+
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      sent += 1;
+      model.set("pattern", input.value);
+      model.set("request", sent);
+      root.classList.add("cbw-busy");
+      model.save_changes();
+    }, DEBOUNCE_MS);
+  });
+
+  function paint() {
+    if (model.get("answered") < sent) return;
+    root.classList.remove("cbw-busy");
+    const codes = model.get("codes");
+    const precision = readFloats(model.get("precision"));
+    const recall = readFloats(model.get("recall"));
+    const matches = readInts(model.get("matches"));
+    const firings = readInts(model.get("firings"));
+    status.textContent = model.get("summary");
+    const head = row(["code", "precision", "recall", "matches", "firings"], "cbw-se-row cbw-se-head");
+    const rows = codes.map((code, i) =>
+      row(
+        [code, precision[i].toFixed(3), recall[i].toFixed(3), String(matches[i]), String(firings[i])],
+        "cbw-se-row" + (code === model.get("opened") ? " cbw-selected" : ""),
+        code,
+      ),
+    );
+    table.replaceChildren(head, ...rows);
+  }
+
+  function row(cells, className, code) {
+    const div = document.createElement("div");
+    div.className = className;
+    if (code) div.dataset.code = code;
+    for (const text of cells) {
+      const cell = document.createElement("div");
+      cell.textContent = text;
+      div.appendChild(cell);
+    }
+    return div;
+  }
+
+  table.addEventListener("click", (event) => {
+    const row = event.target.closest(".cbw-se-row[data-code]");
+    if (!row) return;
+    model.set("opened", row.dataset.code);
+    model.save_changes();
+  });
+  model.on("change:answered", paint);
+  model.on("change:opened", paint);
+  model.on("change:error", () => {
+    showError(error, model.get("error"));
+    if (model.get("error")) root.classList.remove("cbw-busy");
+  });
+  showError(error, model.get("error"));
+  paint();
+}
+
+export default { render };
