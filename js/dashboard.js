@@ -53,20 +53,14 @@ function render({ model, el }) {
       row.append(tokenSpan(ex.left, "cbw-token cbw-db-ctx"), fire, tokenSpan(ex.right, "cbw-token cbw-db-ctx"));
       return row;
     });
-    const head = document.createElement("div");
-    head.className = "cbw-db-head";
-    head.textContent = "examples (the firing token marked)";
-    examples.replaceChildren(head, ...rows);
+    examples.replaceChildren(heading("examples (the firing token marked)"), ...rows);
   }
 
   function paintSide() {
     const parts = [];
     const effects = model.get("effects");
     if (effects.length) {
-      const head = document.createElement("div");
-      head.className = "cbw-db-head";
-      head.textContent = "logit effect (direct)";
-      parts.push(head);
+      parts.push(heading("logit effect (direct)"));
       const max = Math.max(...effects.map((e) => Math.abs(e.effect)));
       for (const e of effects) {
         const row = document.createElement("div");
@@ -80,10 +74,7 @@ function render({ model, el }) {
     }
     const similar = model.get("similar");
     if (similar.length) {
-      const head = document.createElement("div");
-      head.className = "cbw-db-head";
-      head.textContent = "similar codes (cosine)";
-      parts.push(head);
+      parts.push(heading("similar codes (cosine)"));
       for (const s of similar) {
         const row = document.createElement("div");
         row.className = "cbw-db-similar";
@@ -114,6 +105,13 @@ function render({ model, el }) {
   showError(error, model.get("error"));
   status.textContent = model.get("status");
   paint();
+}
+
+function heading(text) {
+  const head = document.createElement("div");
+  head.className = "cbw-db-head";
+  head.textContent = text;
+  return head;
 }
 
 export default { render };

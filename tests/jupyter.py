@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["JupyterLab", "jupyterlab", "lab_server", "run_all"]
+__all__ = ["JupyterLab", "jupyterlab", "lab_server", "open_notebook", "run_all"]
 
 
 @dataclass
@@ -121,3 +121,14 @@ def run_all(page: object, url: str) -> None:
     page.goto(url + ("&" if "?" in url else "?") + "reset")  # type: ignore[attr-defined]
     page.wait_for_selector(".jp-Notebook")  # type: ignore[attr-defined]
     page.evaluate(_RUN_ALL)  # type: ignore[attr-defined]
+
+
+def open_notebook(lab: JupyterLab, page: object, name: str, cells: list[str]) -> None:
+    """Write a notebook of ``cells`` into the server's folder, open it and run it."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab.root / name)
+    page.set_default_timeout(60_000)  # type: ignore[attr-defined]
+    run_all(page, f"{lab.url}/lab/tree/{name}")

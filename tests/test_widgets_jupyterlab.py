@@ -6,10 +6,8 @@ import json
 import re
 from typing import Any
 
-import nbformat
-
 from tests.browser import shot
-from tests.jupyter import JupyterLab, run_all
+from tests.jupyter import JupyterLab, open_notebook
 
 CELLS = [
     "import json, ipywidgets\nimport cbwidgets\nfrom cbwidgets.tokfsm import TokFSM, load_default\n"
@@ -27,11 +25,7 @@ CELLS = [
 
 
 def test_click_in_jupyterlab_reruns_the_model_in_the_kernel(jupyterlab: JupyterLab, page: Any) -> None:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, jupyterlab.root / "e2e.ipynb")
-    page.set_default_timeout(60_000)
-    run_all(page, f"{jupyterlab.url}/lab/tree/e2e.ipynb")
+    open_notebook(jupyterlab, page, "e2e.ipynb", CELLS)
     page.wait_for_selector(".cbw-ab-code")
     page.wait_for_selector(".cbw-hm-row")
     before = page.locator(".cbw-status").first.inner_text()
@@ -75,11 +69,7 @@ EXPLORER = [
 
 
 def test_code_explorer_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in EXPLORER])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, jupyterlab.root / "explorer.ipynb")
-    page.set_default_timeout(60_000)
-    run_all(page, f"{jupyterlab.url}/lab/tree/explorer.ipynb")
+    open_notebook(jupyterlab, page, "explorer.ipynb", EXPLORER)
     page.wait_for_selector(".cbw-se-input")
     page.locator(".cbw-se-input").type("4(2)", delay=20)
     page.wait_for_function("document.querySelectorAll('.cbw-se-row[data-code]').length > 0")
