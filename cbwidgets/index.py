@@ -273,11 +273,16 @@ class CodeIndex:
         return np.unique(owners[owners >= 0])
 
     def search(self, pattern: str, min_precision: float = 0.0, min_matches: int = 1) -> pd.DataFrame:
-        """Codes for a regex, most precise first: codebook, code, precision, recall, matches, firings."""
+        """Codes for a regex, most precise first: codebook, code, precision, recall, matches, firings.
+
+        ``table.attrs["matched_tokens"]`` holds how many tokens the pattern matched.
+        """
         matched = self.matches(pattern)
         columns = ["codebook", "code", "precision", "recall", "matches", "firings"]
         if len(matched) == 0:
-            return pd.DataFrame(columns=columns)
+            empty = pd.DataFrame(columns=columns)
+            empty.attrs["matched_tokens"] = 0
+            return empty
         firings = self.firings()
         rows = []
         at = np.asarray(self.codes[matched])  # (M, N, k)
@@ -293,7 +298,9 @@ class CodeIndex:
                         (label, f"{label}.{value}", precision, hits[value] / len(matched), int(hits[value]), fired)
                     )
         table = pd.DataFrame(rows, columns=columns)
-        return table.sort_values(["precision", "recall"], ascending=False, ignore_index=True)
+        table = table.sort_values(["precision", "recall"], ascending=False, ignore_index=True)
+        table.attrs["matched_tokens"] = len(matched)
+        return table
 
     def document_of(self, positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.doc_starts), positions, side="right") - 1

@@ -33,6 +33,7 @@ def test_search_precision_and_recall_by_hand() -> None:
     assert table.loc["0.mlp.3", ["precision", "recall"]].tolist() == [1.0, 0.5]
     assert table.loc["0.mlp.2", ["precision", "recall"]].tolist() == [0.5, 0.5]
     assert list(index.search("ld", min_precision=0.9)["code"]) == ["0.mlp.3"]
+    assert index.search("ld").attrs["matched_tokens"] == 2 and index.search("zzz").attrs["matched_tokens"] == 0
 
 
 def test_matches_map_to_the_token_holding_the_first_character() -> None:

@@ -59,7 +59,7 @@ class CodeSearch(WidgetBase):
             if table is None or shown is None:
                 self.summary = f"type a regex to search {self._index.num_tokens:,} tokens"
             else:
-                found = len(self._index.matches(self.pattern))
+                found = table.attrs["matched_tokens"]  # the search already ran the regex
                 self.summary = f"{found:,} matched tokens; {len(table):,} codes fire on them (showing {len(shown)})"
             self.answered = self.request
 
