@@ -15,7 +15,7 @@ from .codebook import Codebook, CodebookSpec
 from .codes import Codes
 from .errors import CodebookError
 from .generate import Generation, generate
-from .interventions import Ablate, Force, Patch, Scale
+from .interventions import Ablate, Add, Force, Patch, Scale
 from .model import CodebookModel, CodebookOutput
 from .sites import SITE_KINDS, SITE_TABLE, supported_model_types
 from .train import TrainConfig, TrainResult, train
@@ -51,6 +51,7 @@ __all__ = [
     "SITE_TABLE",
     "Ablate",
     "AblationPanel",
+    "Add",
     "CodeHeatmap",
     "Codebook",
     "CodebookError",

@@ -101,14 +101,17 @@ class CodeEdit:
       drop the slot is reported as -1.
     - ``replace``: (mask (N, G) bool, ids (N, G, k)): overwrite the ids of the masked token/group
       pairs (patching another prompt's codes in).
+    - ``add``: (mask, strength (G, C) float): add code vectors on top of the chosen ones; strength 1
+      adds as much as one of the k slots contributes. The reported ids do not change.
     """
 
     scores: tuple[tuple[Tensor | None, Tensor, float], ...] = ()
     weights: tuple[tuple[Tensor | None, Tensor, bool], ...] = ()
     replace: tuple[tuple[Tensor, Tensor], ...] = ()
+    add: tuple[tuple[Tensor | None, Tensor], ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.scores or self.weights or self.replace)
+        return bool(self.scores or self.weights or self.replace or self.add)
 
 
 class Snap(NamedTuple):
@@ -198,6 +201,8 @@ class Codebook(nn.Module):
         ids = self.select(xn.detach(), edit)
         weights = self._weights(ids, edit) if edit else None
         q = self.lookup(ids, weights).reshape(xn.shape)
+        if edit and edit.add:
+            q = q + self._added(edit, q.shape[0])
 
         loss = None
         if self.spec.loss == "vqvae":
@@ -281,6 +286,17 @@ class Codebook(nn.Module):
                 f = torch.where(mask.to(ids.device)[:, None, None], f, torch.ones_like(f))
             weights = weights * f
         return weights
+
+    def _added(self, edit: CodeEdit, n: int) -> Tensor:
+        """(N, G, dg): the code vectors an ``add`` edit puts on top of each token's k codes."""
+        total = self.codes.new_zeros(n, self.groups, self.spec.group_dim)
+        for mask, strength in edit.add:
+            vec = torch.einsum("gc,gcd->gd", strength.to(self.codes), self.codes) / self.k
+            per_token = vec.expand(n, -1, -1)
+            if mask is not None:
+                per_token = per_token * mask.to(per_token)[:, None, None]
+            total = total + per_token
+        return total
 
     def lookup(self, ids: Tensor, weights: Tensor | None = None) -> Tensor:
         """Mean of the chosen code vectors: ids (N, G, k) -> (N, G * dg), differentiable in codes."""

@@ -27,6 +27,7 @@ from .names import CodebookNames, CodeRef
 
 __all__ = [
     "Ablate",
+    "Add",
     "Force",
     "Intervention",
     "Patch",
@@ -56,6 +57,12 @@ def _positions_tuple(positions: Positions) -> tuple[int, ...] | None:
     if not items:
         raise CodebookError("positions is empty; give at least one position, or None for every position.")
     return tuple(items)
+
+
+def _finite(name: str, value: object, meaning: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+        raise CodebookError(f"{name}={value!r} is not valid; give a finite number ({meaning}).")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -97,15 +104,27 @@ class Scale:
     positions: tuple[int, ...] | None = None
 
     def __init__(self, codes: CodeRef | Iterable[CodeRef], factor: float, positions: Positions = None) -> None:
-        if (
-            isinstance(factor, bool)
-            or not isinstance(factor, int | float)
-            or factor != factor
-            or abs(factor) == float("inf")
-        ):
-            raise CodebookError(f"factor={factor!r} is not valid; give a finite number (0 = off, 1 = as is).")
         object.__setattr__(self, "codes", _codes_tuple(codes))
-        object.__setattr__(self, "factor", float(factor))
+        object.__setattr__(self, "factor", _finite("factor", factor, "0 = off, 1 = as is"))
+        object.__setattr__(self, "positions", _positions_tuple(positions))
+
+
+@dataclass(frozen=True)
+class Add:
+    """Add code vectors on top of whatever codes fire: the soft way to steer.
+
+    Force puts codes into the k slots (and so pushes natural codes out); Add keeps every natural
+    code and adds ``strength`` times each named code's vector, where strength 1 is as much as one
+    of the k slots contributes. Large strengths push activations off what the model has seen.
+    """
+
+    codes: tuple[CodeRef, ...]
+    strength: float = 1.0
+    positions: tuple[int, ...] | None = None
+
+    def __init__(self, codes: CodeRef | Iterable[CodeRef], strength: float = 1.0, positions: Positions = None) -> None:
+        object.__setattr__(self, "codes", _codes_tuple(codes))
+        object.__setattr__(self, "strength", _finite("strength", strength, "1 = one slot's worth"))
         object.__setattr__(self, "positions", _positions_tuple(positions))
 
 
@@ -151,14 +170,14 @@ class Patch:
             )
 
 
-Intervention = Ablate | Force | Scale | Patch
+Intervention = Ablate | Force | Scale | Add | Patch
 
 
 @dataclass(frozen=True)
 class Resolved:
     """An intervention checked against one model: per site, what to do to which groups and codes."""
 
-    op: Literal["scores", "weights", "replace"]
+    op: Literal["scores", "weights", "replace", "add"]
     positions: tuple[int, ...] | None
     per_site: dict[str, Tensor] = field(default_factory=dict)  # (G, C) bool / float, or (G,) bool for replace
     value: float = 0.0
@@ -174,8 +193,9 @@ def _code_table(
     sites: dict[str, tuple[int, int]],
     dtype: torch.dtype,
     fill: float,
+    rest: float = 1.0,
 ) -> dict[str, Tensor]:
-    """Per site, a (G, C) table holding ``fill`` at the named codes (0 / False elsewhere; 1 for float)."""
+    """Per site, a (G, C) table holding ``fill`` at the named codes (False elsewhere, or ``rest`` for float)."""
     if not codes:
         raise CodebookError("no codes given; name at least one code like '0.3.17' or ('1.mlp', 512).")
     tables: dict[str, Tensor] = {}
@@ -184,8 +204,11 @@ def _code_table(
         unit = names.units[index]
         groups, num_codes = sites[unit.site]
         if unit.site not in tables:
-            base = torch.zeros if dtype == torch.bool else torch.ones
-            tables[unit.site] = base(groups, num_codes, dtype=dtype)
+            tables[unit.site] = (
+                torch.zeros(groups, num_codes, dtype=dtype)
+                if dtype == torch.bool
+                else torch.full((groups, num_codes), rest, dtype=dtype)
+            )
         tables[unit.site][unit.group or 0, code] = fill
     return tables
 
@@ -220,9 +243,14 @@ def resolve(
     if isinstance(intervention, Scale):
         tables = _code_table(intervention.codes, names, sites, torch.float32, intervention.factor)
         return Resolved("weights", intervention.positions, tables)
+    if isinstance(intervention, Add):
+        tables = _code_table(intervention.codes, names, sites, torch.float32, intervention.strength, rest=0.0)
+        return Resolved("add", intervention.positions, tables)
     if isinstance(intervention, Patch):
         return _resolve_patch(intervention, names, sites)
-    raise CodebookError(f"{intervention!r} is not an intervention; use Ablate, Force, Scale or Patch from cbwidgets.")
+    raise CodebookError(
+        f"{intervention!r} is not an intervention; use Ablate, Force, Scale, Add or Patch from cbwidgets."
+    )
 
 
 def _resolve_patch(patch: Patch, names: CodebookNames, sites: dict[str, tuple[int, int]]) -> Resolved:
@@ -289,6 +317,7 @@ def site_edit(
     scores: list[tuple[Tensor | None, Tensor, float]] = []
     weights: list[tuple[Tensor | None, Tensor, bool]] = []
     replace: list[tuple[Tensor, Tensor]] = []
+    add: list[tuple[Tensor | None, Tensor]] = []
     for r in resolved:
         if site not in r.per_site:
             continue
@@ -298,11 +327,13 @@ def site_edit(
             scores.append((mask, table, r.value))
         elif r.op == "weights":
             weights.append((mask, table, r.drop))
+        elif r.op == "add":
+            add.append((mask, table))
         else:
             replace.append(_patch_ids(r, site, ctx, table, k, device))
-    if not (scores or weights or replace):
+    if not (scores or weights or replace or add):
         return None
-    return CodeEdit(tuple(scores), tuple(weights), tuple(replace))
+    return CodeEdit(tuple(scores), tuple(weights), tuple(replace), tuple(add))
 
 
 def _patch_ids(

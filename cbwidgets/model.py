@@ -29,6 +29,7 @@ from .codes import Codes
 from .errors import CodebookError, check_choice, choices
 from .interventions import (
     Ablate,
+    Add,
     Force,
     Intervention,
     Patch,
@@ -413,6 +414,10 @@ class CodebookModel(nn.Module):
     def scale(self, codes: CodeRef | Iterable[CodeRef], factor: float, positions: Any = None) -> Any:
         """``with model.scale('1.mlp.5', 0.5):`` scales a code's contribution (see Scale)."""
         return self.intervene(Scale(codes, factor, positions))
+
+    def add(self, codes: CodeRef | Iterable[CodeRef], strength: float = 1.0, positions: Any = None) -> Any:
+        """``with model.add(topic_codes, 4.0):`` adds code vectors on top of the natural codes (see Add)."""
+        return self.intervene(Add(codes, strength, positions))
 
     def patch(self, source: Codes, codebooks: Any = None, positions: Any = None, source_positions: Any = None) -> Any:
         """``with model.patch(other.codes, 'attn_preproj', positions=[-1]):`` (see Patch)."""

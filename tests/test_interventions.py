@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cbwidgets import Ablate, Force, Patch, Scale
+from cbwidgets import Ablate, Add, Force, Patch, Scale
 from cbwidgets.errors import CodebookError
 from tests.tiny import tiny_data, tiny_model
 
@@ -143,6 +143,7 @@ def test_nested_contexts_compose_and_unwind(model) -> None:  # type: ignore[no-u
         lambda: Ablate("0.1.3", mode="drop"),
         lambda: Force("0.mlp.5", positions=[1]),
         lambda: Scale("1.2.4", 0.0),
+        lambda: Add("1.2.4", 2.0),
     ],
 )
 def test_exception_inside_context_leaves_model_untouched(model, intervention) -> None:  # type: ignore[no-untyped-def]
@@ -202,3 +203,26 @@ def test_interventions_via_generate_argument(model) -> None:  # type: ignore[no-
 def test_forcing_more_codes_than_slots_is_refused(model) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(CodebookError, match="k=2"), model.force(["0.mlp.1", "0.mlp.2", "0.mlp.3"]):
         pass
+
+
+def test_add_puts_the_code_vector_on_top_where_asked(model) -> None:  # type: ignore[no-untyped-def]
+    x = tiny_data(2, 9)
+    site = "layers.1.mlp"
+    natural = _run(model, x)
+    before = model.record(site, x)[site].reshape(2, 9, -1)
+    codebook = model.attached[site]
+    with model.add(("1.mlp", 5), 3.0, positions=[4]):
+        added = _run(model, x)
+        after = model.record(site, x)[site].reshape(2, 9, -1)
+    expected = 3.0 * codebook.codes[0, 5].detach() / codebook.k
+    assert torch.allclose(after[:, 4] - before[:, 4], expected.expand(2, -1), atol=1e-5)
+    assert torch.equal(after[:, :4], before[:, :4])  # earlier positions untouched
+    assert torch.equal(added.codes["1.mlp"], natural.codes["1.mlp"])  # the codes that fired are reported as before
+    assert not torch.allclose(added.logits[:, 4], natural.logits[:, 4])
+    with model.add(("1.mlp", 5), 0.0):
+        assert torch.equal(_run(model, x).logits, natural.logits)
+
+
+def test_add_needs_a_finite_strength() -> None:
+    with pytest.raises(CodebookError, match="strength=nan is not valid; give a finite number"):
+        Add("0.mlp.1", float("nan"))
