@@ -8,6 +8,7 @@ every generated token, which is how topic steering works.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .interventions import Intervention
     from .model import CodebookModel
 
-__all__ = ["Generation", "generate", "sample_next"]
+__all__ = ["Generation", "generate", "sample_next", "stream"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,88 @@ def _check(max_new_tokens: int, num_samples: int, temperature: float, top_k: int
         raise CodebookError(f"top_p={top_p!r} is not valid; give a number in (0, 1] or None.")
 
 
-@torch.no_grad()
+def _start(
+    model: CodebookModel,
+    prompt: Any,
+    max_new_tokens: int,
+    num_samples: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+) -> tuple[Tensor, int]:
+    _check(max_new_tokens, num_samples, temperature, top_k, top_p)
+    ids = model.as_input_ids(prompt).repeat_interleave(num_samples, dim=0)
+    prompt_length = ids.shape[1]
+    limit = model.max_length()
+    if limit is not None and prompt_length + max_new_tokens > limit:
+        raise CodebookError(
+            f"prompt ({prompt_length} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's context of "
+            f"{limit}; lower max_new_tokens to at most {limit - prompt_length}."
+        )
+    return ids, prompt_length
+
+
+def _steps(
+    model: CodebookModel,
+    ids: Tensor,
+    max_new_tokens: int,
+    sample: Callable[[Tensor], Tensor],
+    interventions: tuple[Intervention, ...],
+) -> Generator[tuple[Tensor | None, Any], None, None]:
+    """(token or None for the prompt, model output) per step.
+
+    Interventions are entered around each forward only, not across the yields, so two streams
+    with different interventions can take turns on one model.
+    """
+    prompt_length = ids.shape[1]
+    total = prompt_length + max_new_tokens
+    with torch.no_grad(), model.intervene(*interventions):
+        out = model(ids, use_cache=True, prompt_length=prompt_length, total_length=total)
+    yield None, out
+    for _ in range(max_new_tokens):
+        token = sample(out.logits[:, -1])
+        with torch.no_grad(), model.intervene(*interventions):
+            out = model(
+                token[:, None], cache=out.cache, use_cache=True, prompt_length=prompt_length, total_length=total
+            )
+        yield token, out
+
+
+def stream(
+    model: CodebookModel,
+    prompt: Any,
+    max_new_tokens: int = 20,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    interventions: tuple[Intervention, ...] | list[Intervention] = (),
+) -> Iterator[Tensor]:
+    """Yield each step's sampled tokens (num_samples,) as soon as they exist; stop early by closing it.
+
+    The same sampling as ``generate`` (same seed, same tokens), for views that show text as it grows.
+    """
+    ids, _ = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    steps = _steps(model, ids, max_new_tokens, _sampler(temperature, top_k, top_p, generator), tuple(interventions))
+    was_training = model.training
+    model.eval()
+    try:
+        for token, _out in steps:
+            if token is not None:
+                yield token
+    finally:
+        steps.close()
+        model.train(was_training)
+
+
+def _sampler(
+    temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator | None
+) -> Callable[[Tensor], Tensor]:
+    return lambda logits: sample_next(logits, temperature, top_k, top_p, generator)
+
+
 def generate(
     model: CodebookModel,
     prompt: Any,
@@ -92,36 +174,20 @@ def generate(
     Interventions active around the call (``with model.force(...)``) and those passed here are held
     on for the prompt and for every generated token. ``seed`` makes sampling repeatable.
     """
-    _check(max_new_tokens, num_samples, temperature, top_k, top_p)
-    ids = model.as_input_ids(prompt).repeat_interleave(num_samples, dim=0)
-    prompt_length = ids.shape[1]
-    total = prompt_length + max_new_tokens
-    limit = model.max_length()
-    if limit is not None and total > limit:
-        raise CodebookError(
-            f"prompt ({prompt_length} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's context of "
-            f"{limit}; lower max_new_tokens to at most {limit - prompt_length}."
-        )
+    ids, prompt_length = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    sample = _sampler(temperature, top_k, top_p, generator)
     was_training = model.training
     model.eval()
+    parts, tokens = [], [ids]
     try:
-        with model.intervene(*interventions):
-            out = model(ids, use_cache=True, prompt_length=prompt_length, total_length=total)
-            parts = [out.codes.ids]
-            for _ in range(max_new_tokens):
-                token = sample_next(out.logits[:, -1], temperature, top_k, top_p, generator)
-                ids = torch.cat([ids, token[:, None]], dim=1)
-                out = model(
-                    token[:, None],
-                    cache=out.cache,
-                    use_cache=True,
-                    prompt_length=prompt_length,
-                    total_length=total,
-                )
-                parts.append(out.codes.ids)
+        for token, out in _steps(model, ids, max_new_tokens, sample, tuple(interventions)):
+            if token is not None:
+                tokens.append(token[:, None])
+            parts.append(out.codes.ids)
     finally:
         model.train(was_training)
+    ids = torch.cat(tokens, dim=1)
     codes = Codes(torch.cat(parts, dim=1), out.codes.names, out.codes.labels)
     texts = None
     if model.tokenizer is not None:

@@ -226,3 +226,35 @@ def test_add_puts_the_code_vector_on_top_where_asked(model) -> None:  # type: ig
 def test_add_needs_a_finite_strength() -> None:
     with pytest.raises(CodebookError, match="strength=nan is not valid; give a finite number"):
         Add("0.mlp.1", float("nan"))
+
+
+def test_stream_samples_what_generate_samples_and_streams_can_take_turns(model) -> None:  # type: ignore[no-untyped-def]
+    from cbwidgets.generate import stream
+
+    prompt = tiny_data(1, 4)
+    steer = [Add([("0.mlp", 3), ("1.mlp", 3)], 40.0)]
+    plain = model.generate(prompt, max_new_tokens=6, num_samples=2, seed=3)
+    steered = model.generate(prompt, max_new_tokens=6, num_samples=2, seed=3, interventions=steer)
+    a = stream(model, prompt, max_new_tokens=6, num_samples=2, seed=3)
+    b = stream(model, prompt, max_new_tokens=6, num_samples=2, seed=3, interventions=steer)
+    got_a, got_b = [], []
+    for token_a, token_b in zip(a, b, strict=True):  # alternate: each step's interventions stay with its stream
+        got_a.append(token_a)
+        got_b.append(token_b)
+    assert torch.equal(torch.stack(got_a, 1), plain.new_ids)
+    assert torch.equal(torch.stack(got_b, 1), steered.new_ids)
+    assert not torch.equal(plain.new_ids, steered.new_ids)
+
+
+def test_closing_a_stream_early_leaves_the_model_as_it_was(model) -> None:  # type: ignore[no-untyped-def]
+    from cbwidgets.generate import stream
+
+    x = tiny_data(1, 6)
+    before = _run(model, x)
+    model.train()
+    tokens = stream(model, x[:, :3], max_new_tokens=10, interventions=[Force("1.mlp.3")])
+    next(tokens)
+    tokens.close()
+    assert model.training
+    model.eval()
+    assert torch.equal(_run(model, x).logits, before.logits)
