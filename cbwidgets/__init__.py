@@ -18,6 +18,7 @@ from .generate import Generation, generate
 from .interventions import Ablate, Add, Force, Patch, Scale
 from .model import CodebookModel, CodebookOutput
 from .sites import SITE_KINDS, SITE_TABLE, supported_model_types
+from .stories import storyteller
 from .train import TrainConfig, TrainResult, train
 
 __version__ = "0.1.0"
@@ -25,15 +26,14 @@ __version__ = "0.1.0"
 _WIDGETS = (
     "AblationPanel",
     "CodeDashboard",
-    "CodeDashboard",
     "CodeHeatmap",
     "CodeSearch",
-    "CodeSearch",
+    "SteeringPanel",
     "ablation_panel",
-    "code_explorer",
     "code_explorer",
     "export_html",
     "heatmap",
+    "steering_panel",
 )
 
 
@@ -52,7 +52,9 @@ __all__ = [
     "Ablate",
     "AblationPanel",
     "Add",
+    "CodeDashboard",
     "CodeHeatmap",
+    "CodeSearch",
     "Codebook",
     "CodebookError",
     "CodebookModel",
@@ -63,13 +65,17 @@ __all__ = [
     "Generation",
     "Patch",
     "Scale",
+    "SteeringPanel",
     "TrainConfig",
     "TrainResult",
     "__version__",
     "ablation_panel",
+    "code_explorer",
     "export_html",
     "generate",
     "heatmap",
+    "steering_panel",
+    "storyteller",
     "supported_model_types",
     "train",
 ]

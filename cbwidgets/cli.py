@@ -1,4 +1,4 @@
-"""The ``cbwidgets`` command: ``cbwidgets demo`` and ``cbwidgets train-fsm`` (also ``python -m cbwidgets ...``)."""
+"""The ``cbwidgets`` command: ``demo``, ``train-fsm`` and ``storyteller`` (also ``python -m cbwidgets ...``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     fsm.add_argument("--code-steps", type=int, default=100, help="codebook-only steps after k-means (default 100)")
     fsm.add_argument("--float32", action="store_true", help="save float32 weights (default: float16, half the size)")
     fsm.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    story = commands.add_parser(
+        "storyteller",
+        help="train the story model with attention codebooks from scratch (CPU, ~20 min), save it, print its metrics",
+    )
+    story.add_argument("--out", default="storyteller", help="folder to save the model in (default ./storyteller)")
+    story.add_argument("--seed", type=int, default=0)
+    story.add_argument("--base-steps", type=int, default=None, help="base-model steps (default: the recipe's)")
+    story.add_argument(
+        "--joint-steps", type=int, default=None, help="joint model+codebook steps (default: the recipe's)"
+    )
+    story.add_argument("--float32", action="store_true", help="save float32 weights (default: float16, half the size)")
+    story.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
+    if args.command == "storyteller":
+        _storyteller(parser, args)
     if args.command == "train-fsm":
         if args.base_steps < 1:
             parser.error(f"--base-steps {args.base_steps} is not valid; give a positive number of steps.")
@@ -45,6 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"{flag} {value} is not valid; give a positive number of steps.")
         run_demo(steps=args.steps, base_steps=args.base_steps, seed=args.seed, progress=not args.no_progress)
     return 0
+
+
+def _storyteller(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from .stories.storyteller import StoryRecipe
+    from .stories.train_cli import train_storyteller_cli
+
+    recipe = replace(StoryRecipe(), seed=args.seed)
+    for flag, name in (("--base-steps", "base_steps"), ("--joint-steps", "joint_steps")):
+        value = getattr(args, name)
+        if value is not None:
+            if value < 0:
+                parser.error(f"{flag} {value} is not valid; give 0 or a positive number of steps.")
+            recipe = replace(recipe, **{name: value})
+    train_storyteller_cli(args.out, recipe, half=not args.float32, progress=not args.no_progress)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ every generated token, which is how topic steering works.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +133,7 @@ def stream(
     top_p: float | None = None,
     seed: int | None = None,
     interventions: tuple[Intervention, ...] | list[Intervention] = (),
-) -> Iterator[Tensor]:
+) -> Generator[Tensor, None, None]:
     """Yield each step's sampled tokens (num_samples,) as soon as they exist; stop early by closing it.
 
     The same sampling as ``generate`` (same seed, same tokens), for views that show text as it grows.

@@ -8,14 +8,17 @@ from .dashboard import CodeDashboard, code_explorer
 from .export import export_html
 from .heatmap import CodeHeatmap, heatmap
 from .search import CodeSearch
+from .steering import SteeringPanel, steering_panel
 
 __all__ = [
     "AblationPanel",
     "CodeDashboard",
     "CodeHeatmap",
     "CodeSearch",
+    "SteeringPanel",
     "ablation_panel",
     "code_explorer",
     "export_html",
     "heatmap",
+    "steering_panel",
 ]

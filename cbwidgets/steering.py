@@ -1,0 +1,255 @@
+"""Topic steering: hold a topic's codes on for every token and count the stories that take the topic.
+
+The protocol is the codebook-features paper's: for each topic, sample 10 continuations of each of
+four prompts ("", "Once upon a time,", "Once there was a", "A long time ago,"), 200 new tokens at
+temperature 1; a sample succeeds when a topic word appears in its lowercased text. The baseline is
+the same sampling with nothing held on. Beside the rates this reports the perplexity of the samples
+under the model with no intervention: steering that only spams the topic word, or breaks the
+language, shows there.
+
+Topic codes come from a ``CodeIndex`` of the model over its corpus: ``topic_codes`` ranks codes by
+how exclusively they fire inside stories that talk about the topic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import CodebookError, check_choice, check_positive_int
+from .index import CodeIndex
+from .interventions import Add, Force, Intervention, Scale
+from .model import CodebookModel
+
+__all__ = [
+    "REFERENCE_PROMPTS",
+    "REFERENCE_RESULTS",
+    "REFERENCE_TOPICS",
+    "RULES",
+    "evaluate_steering",
+    "mentions",
+    "steering",
+    "topic_codes",
+]
+
+REFERENCE_TOPICS = ("dragon", "slide", "friend", "flower", "fire", "prince|crown|king|castle", "baby")
+REFERENCE_PROMPTS = ("", "Once upon a time,", "Once there was a", "A long time ago,")
+# The paper's table (TinyStories-1Layer-21M, attention codebooks k = 8): % baseline, % steered.
+REFERENCE_RESULTS = {
+    "dragon": (2.5, 65.0),
+    "slide": (2.5, 95.0),
+    "friend": (42.5, 75.0),
+    "flower": (0.0, 90.0),
+    "fire": (2.5, 100.0),
+    "prince|crown|king|castle": (40.0, 87.5),
+    "baby": (0.0, 90.0),
+}
+RULES = ("replace", "add")
+
+
+def _regex(topic: str) -> re.Pattern[str]:
+    try:
+        return re.compile(topic)
+    except re.error as err:
+        raise CodebookError(f"topic {topic!r} is not a valid regular expression: {err}.") from None
+
+
+def mentions(topic: str, text: str) -> bool:
+    """The paper's success test: the topic (a word, or words joined by |) occurs in the lowercased text."""
+    return _regex(topic.lower()).search(text.lower()) is not None
+
+
+def topic_codes(
+    index: CodeIndex,
+    topic: str,
+    codebooks: str | Sequence[str] | None = None,
+    per_codebook: int = 8,
+    limit: int = 16,
+    min_mentions: int = 2,
+    min_firings: int = 50,
+) -> pd.DataFrame:
+    """The codes that fire most exclusively inside documents about ``topic``, most exclusive first.
+
+    A document is about the topic when the (case-insensitive) topic regex matches it at least
+    ``min_mentions`` times. For each code: ``precision`` = its firings inside those documents / all
+    its firings; ``coverage`` = share of those documents' tokens where it fires. ``codebooks``
+    narrows the candidates: labels (``"0.3"``), or a prefix such as ``"0."`` for all of layer 0.
+    At most ``per_codebook`` codes come from one codebook (Force fills at most k slots).
+    """
+    check_positive_int("per_codebook", per_codebook)
+    check_positive_int("limit", limit)
+    units = _units(index, codebooks)
+    pattern = re.compile(_regex(topic).pattern, re.IGNORECASE)
+    owners = index.text().owner
+    hits = [owners[m.start()] for m in pattern.finditer(index.text().text)]
+    docs = index.document_of(np.asarray(hits, dtype=np.int64)) if hits else np.zeros(0, dtype=np.int64)
+    counts = np.bincount(docs, minlength=index.num_documents)
+    chosen = np.nonzero(counts >= min_mentions)[0]
+    columns = ["code", "codebook", "precision", "coverage", "firings", "documents"]
+    if len(chosen) == 0:
+        table = pd.DataFrame(columns=columns)
+        table.attrs["documents"] = 0
+        return table
+    starts = np.asarray(index.doc_starts)
+    inside = np.zeros(index.num_tokens, dtype=bool)
+    for d in chosen.tolist():
+        inside[starts[d] : starts[d + 1]] = True
+    topic_tokens = int(inside.sum())
+    firings = index.firings()
+    rows = []
+    for unit in units:
+        ids = np.asarray(index.codes[inside, unit, :]).reshape(-1)
+        ids = ids[ids != index.empty]
+        within = np.bincount(ids, minlength=index.num_codes[unit])
+        total = firings[unit]
+        ok = np.nonzero(total >= min_firings)[0]
+        label = index.labels[unit]
+        for c in ok.tolist():
+            rows.append((f"{label}.{c}", label, within[c] / total[c], within[c] / topic_tokens, int(total[c])))
+    table = pd.DataFrame(rows, columns=columns[:-1])
+    table = table.sort_values(["precision", "coverage"], ascending=False, ignore_index=True)
+    table = table.groupby("codebook", sort=False).head(per_codebook).head(limit).reset_index(drop=True)
+    table["documents"] = len(chosen)
+    table.attrs["documents"] = len(chosen)
+    return table
+
+
+def _units(index: CodeIndex, codebooks: str | Sequence[str] | None) -> list[int]:
+    if codebooks is None:
+        return list(range(len(index.labels)))
+    wanted = [codebooks] if isinstance(codebooks, str) else list(codebooks)
+    units = [i for i, label in enumerate(index.labels) if any(label == w or label.startswith(w) for w in wanted)]
+    if not units:
+        raise CodebookError(
+            f"no codebook of this index matches {codebooks!r}; its codebooks are {index.labels[:12]}"
+            + (" ..." if len(index.labels) > 12 else "")
+            + ' (give labels like "0.3" or a prefix like "0.").'
+        )
+    return units
+
+
+def steering(codes: Iterable[str], rule: str = "replace", strength: float = 1.0) -> tuple[Intervention, ...]:
+    """The interventions that hold ``codes`` on. ``replace``: they take k slots (Force), scaled by
+    ``strength``; ``add``: they are added on top of the natural codes with that strength."""
+    check_choice("rule", rule, RULES)
+    codes = tuple(codes)
+    if not codes:
+        raise CodebookError("no codes to steer with; pick some with topic_codes(index, topic).")
+    if rule == "add":
+        return (Add(codes, strength),)
+    if strength == 1.0:
+        return (Force(codes),)
+    return (Force(codes), Scale(codes, strength))
+
+
+def _cut(rows: Tensor, end: int | None) -> list[list[int]]:
+    """Each sample's new tokens up to and including the first end token (the story is over there)."""
+    out = []
+    for row in rows.tolist():
+        if end is not None and end in row:
+            row = row[: row.index(end) + 1]
+        out.append(row)
+    return out
+
+
+@torch.no_grad()
+def _nll(model: CodebookModel, prompt: Tensor, continuations: list[list[int]]) -> tuple[float, int]:
+    """Summed negative log-likelihood of the continuations after the prompt, with no intervention."""
+    width = max(len(c) for c in continuations)
+    p = prompt.shape[1]
+    ids = torch.zeros(len(continuations), p + width, dtype=torch.long)
+    ids[:, :p] = prompt.cpu()
+    target = torch.full((len(continuations), width), -100, dtype=torch.long)
+    for i, c in enumerate(continuations):
+        ids[i, p : p + len(c)] = torch.tensor(c)
+        target[i, : len(c)] = torch.tensor(c)
+    logits = model(ids.to(model.device)).logits[:, p - 1 : -1].float()
+    total = F.cross_entropy(logits.transpose(1, 2), target.to(logits.device), reduction="sum")
+    return float(total), int((target != -100).sum())
+
+
+def evaluate_steering(
+    model: CodebookModel,
+    codes: Mapping[str, Sequence[str]],
+    prompts: Sequence[str] = REFERENCE_PROMPTS,
+    samples: int = 10,
+    new_tokens: int = 200,
+    temperature: float = 1.0,
+    rule: str = "replace",
+    strength: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Baseline and steered success per topic, and the samples' perplexity under the unsteered model.
+
+    ``codes`` maps each topic (a word or ``a|b|c``) to the codes that steer towards it. Samples stop
+    at the story's end token when the model writes one. Columns: topic, codes, baseline, steered
+    (fractions), ratio, baseline_ppl, steered_ppl, ppl_ratio. ``table.attrs["samples"]`` holds the
+    texts: ``{"baseline": [...], topic: [...]}``.
+    """
+    from tqdm.auto import tqdm
+
+    from .generate import generate
+
+    check_positive_int("samples", samples)
+    if model.tokenizer is None:
+        raise CodebookError("steering is judged on text; give the model a tokenizer (CodebookModel(..., tokenizer)).")
+    if not codes:
+        raise CodebookError("no topics given; pass {topic: [codes]} (see topic_codes).")
+    runs: dict[str, tuple[Intervention, ...]] = {"": ()}
+    for topic, chosen in codes.items():
+        _regex(topic)
+        runs[topic] = steering(chosen, rule, strength)
+    end = model.tokenizer.eos_token_id
+    texts: dict[str, list[str]] = {}
+    nll: dict[str, tuple[float, int]] = {}
+    bar = tqdm(total=len(runs) * len(prompts), desc="steering", unit="prompt", disable=not progress)
+    try:
+        for topic, interventions in runs.items():
+            texts[topic], total, count = [], 0.0, 0
+            for j, prompt in enumerate(prompts):
+                out = generate(
+                    model,
+                    prompt,
+                    max_new_tokens=new_tokens,
+                    num_samples=samples,
+                    temperature=temperature,
+                    seed=seed * 7919 + j,
+                    interventions=interventions,
+                )
+                kept = _cut(out.new_ids, end)
+                texts[topic].extend(model.tokenizer.decode(row, skip_special_tokens=True) for row in kept)
+                s, n = _nll(model, out.ids[:1, : out.prompt_length], kept)
+                total, count = total + s, count + n
+                bar.update(1)
+            nll[topic] = (total, count)
+    finally:
+        bar.close()
+    base_ppl = math.exp(nll[""][0] / max(1, nll[""][1]))
+    rows = []
+    for topic, chosen in codes.items():
+        baseline = float(np.mean([mentions(topic, t) for t in texts[""]]))
+        steered = float(np.mean([mentions(topic, t) for t in texts[topic]]))
+        ppl = math.exp(nll[topic][0] / max(1, nll[topic][1]))
+        rows.append(
+            {
+                "topic": topic,
+                "codes": len(chosen),
+                "baseline": baseline,
+                "steered": steered,
+                "ratio": steered / baseline if baseline else float("inf") if steered else float("nan"),
+                "baseline_ppl": base_ppl,
+                "steered_ppl": ppl,
+                "ppl_ratio": ppl / base_ppl,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table.attrs["samples"] = {"baseline" if k == "" else k: v for k, v in texts.items()}
+    return table
