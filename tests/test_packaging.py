@@ -1,4 +1,4 @@
-"""The wheel carries what users need without node or a download: the widget bundle and the default model."""
+"""The wheel carries what users need without node or a download: the widget bundle, the models, the corpus."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_ships_the_bundle_and_the_default_model(tmp_path: Path) -> None:
+def test_wheel_ships_the_bundle_the_models_and_the_corpus(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path), str(ROOT)],
         check=True,
@@ -23,3 +23,8 @@ def test_wheel_ships_the_bundle_and_the_default_model(tmp_path: Path) -> None:
         assert f"cbwidgets/widgets/static/{built.name}" in names
     for part in ("codebooks.safetensors", "codebooks.json", "base/model.safetensors", "tokenizer/tokenizer.json"):
         assert f"cbwidgets/tokfsm/default_model/{part}" in names
+    for part in ("codebooks.safetensors", "codebooks.json", "base/model.safetensors", "tokenizer/tokenizer.json"):
+        assert f"cbwidgets/stories/storyteller_model/{part}" in names
+    assert "cbwidgets/stories/data/stories.jsonl.gz" in names
+    for part in ("codebooks.safetensors", "codebooks.json", "metrics.json"):
+        assert f"cbwidgets/smollm_codebooks/{part}" in names

@@ -83,3 +83,36 @@ def test_code_explorer_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
     assert page.locator(".cbw-heatmap .cbw-hit").count() >= 1
     print("screenshot:", shot(page, "jupyterlab-explorer"))
     assert page.blocked == [], page.blocked
+
+
+STEERING = [
+    "import cbwidgets\nfrom cbwidgets.index import CodeIndex\n"
+    "from cbwidgets.stories import load_stories, split_stories\n"
+    "model = cbwidgets.storyteller()\n_, held = split_stories(load_stories())\n"
+    "index = CodeIndex.build(model, [s.text for s in held], progress=False)\n"
+    "panel = cbwidgets.steering_panel(model, index, samples=2, max_new_tokens=240, seed=0)\npanel",
+]
+
+
+def test_steering_panel_streams_and_stops_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
+    open_notebook(jupyterlab, page, "steering.ipynb", STEERING)
+    page.wait_for_selector(".cbw-st-topic")
+    page.locator(".cbw-st-topic").type("dragon", delay=20)
+    page.wait_for_function("document.querySelectorAll('.cbw-st-row[data-code]').length > 0")
+    ticked = page.locator(".cbw-st-pick:checked").count()
+    assert ticked == 8
+    page.locator(".cbw-st-go").click()
+    page.wait_for_function("document.querySelector('.cbw-steering .cbw-status').textContent.startsWith('generating')")
+    text = "() => document.querySelector('.cbw-st-steered .cbw-st-sample').textContent.length"
+    first = page.evaluate(text)
+    page.wait_for_function(f"({text})() > {first}")  # the text grows while the kernel samples
+    assert page.locator(".cbw-st-go").is_disabled() and page.locator(".cbw-st-stop").is_enabled()
+    page.locator(".cbw-st-stop").click()
+    page.wait_for_function("document.querySelector('.cbw-steering .cbw-status').textContent.startsWith('stopped')")
+    status = page.locator(".cbw-steering .cbw-status").inner_text()
+    done = int(re.search(r"stopped after (\d+) tokens", status).group(1))  # type: ignore[union-attr]
+    assert 0 < done < 240
+    page.wait_for_function("!document.querySelector('.cbw-st-go').disabled")
+    assert page.locator(".cbw-st-default .cbw-st-sample").count() == 2
+    print("screenshot:", shot(page, "jupyterlab-steering"))
+    assert page.blocked == [], page.blocked

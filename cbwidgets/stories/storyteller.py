@@ -62,12 +62,12 @@ class StoryRecipe:
     num_codes: int = 1024  # per head
     k: int = 8
     batch_size: int = 16
-    base_steps: int = 1500
+    base_steps: int = 1100
     lr: float = 3e-3
     warmup_steps: int = 50
     kmeans_sequences: int = 64
     kmeans_iters: int = 15
-    joint_steps: int = 1000
+    joint_steps: int = 600
     joint_lr: float = 1e-3
     held_out_every: int = 20
     seed: int = 0

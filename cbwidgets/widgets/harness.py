@@ -48,16 +48,21 @@ _MOUNT = """async ([esm, css, state]) => {
       for (const k of dirty) changes[k] = values[k];
       dirty.clear();
       window.cbwSent.push(changes);
-      const fresh = wire(JSON.parse(await window.cbwSave(JSON.stringify(changes))));
-      // like a widget manager: set every changed value first, then announce each change
-      const differs = (k) => fresh[k] instanceof DataView
-        ? !sameBytes(fresh[k], values[k])
-        : JSON.stringify(fresh[k]) !== JSON.stringify(values[k]);
-      const changed = Object.keys(fresh).filter(differs);
-      for (const k of changed) values[k] = fresh[k];
-      for (const k of changed) fire(k);
+      apply(await window.cbwSave(JSON.stringify(changes)));
     },
   };
+  // like a widget manager: set every changed value first, then announce each change
+  const apply = (json) => {
+    const fresh = wire(JSON.parse(json));
+    const differs = (k) => fresh[k] instanceof DataView
+      ? !sameBytes(fresh[k], values[k])
+      : JSON.stringify(fresh[k]) !== JSON.stringify(values[k]);
+    const changed = Object.keys(fresh).filter(differs);
+    for (const k of changed) values[k] = fresh[k];
+    for (const k of changed) fire(k);
+  };
+  // what the kernel would push unasked (a background thread's updates): fetched when a test pulls
+  window.cbwPull = async () => apply(await window.cbwState());
   window.cbwModel = model;
   const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
   const widget = (await import(url)).default;
@@ -67,12 +72,14 @@ _MOUNT = """async ([esm, css, state]) => {
 
 def mount(page: Any, widget: Any) -> None:
     """Render ``widget``'s real bundle in ``page``; ``save_changes`` sets the Python widget's traits
-    (so its observers run, as in a kernel) and sends the widget's new state back."""
+    (so its observers run, as in a kernel) and sends the widget's new state back.
+    ``page.evaluate("cbwPull()")`` brings changes made in Python since (by a thread, say)."""
 
     def save(changes_json: str) -> str:
         widget.set_state(json.loads(changes_json))
         return json.dumps(widget_state(widget))
 
     page.expose_function("cbwSave", save)
+    page.expose_function("cbwState", lambda: json.dumps(widget_state(widget)))
     page.set_content(_HARNESS)
     page.evaluate(_MOUNT, [_source(widget._esm), _source(widget._css), widget_state(widget)])
