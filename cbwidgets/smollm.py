@@ -47,6 +47,11 @@ def load_smollm2(device: str | torch.device | None = None, codebooks: bool = Tru
     from transformers.utils import logging as hf_logging
 
     folder = smollm2_folder()
+    if codebooks and not (SMOLLM_CODEBOOKS_DIR / "codebooks.json").exists():
+        raise CodebookError(
+            f"the SmolLM2 codebooks are missing from {SMOLLM_CODEBOOKS_DIR}; reinstall cbwidgets, or make them "
+            f"with `python tools/make_smollm_codebooks.py`; or pass codebooks=False."
+        )
     had_bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
@@ -61,11 +66,6 @@ def load_smollm2(device: str | torch.device | None = None, codebooks: bool = Tru
     if device is not None:
         model.to(device)
     if codebooks:
-        if not (SMOLLM_CODEBOOKS_DIR / "codebooks.json").exists():
-            raise CodebookError(
-                f"the SmolLM2 codebooks are missing from {SMOLLM_CODEBOOKS_DIR}; reinstall cbwidgets, or make them "
-                f"with `python tools/make_smollm_codebooks.py`; or pass codebooks=False."
-            )
         model.load_codebooks(SMOLLM_CODEBOOKS_DIR)
         for cb in model.attached.values():
             cb.float()

@@ -35,7 +35,8 @@ def test_corpus_has_every_topic_equally_and_no_request_preambles() -> None:
     assert len({sum(1 for s in stories if s.topic == t) for t in topics}) == 1  # equal counts
     assert not any(s.text.lower().startswith(("here's", "here is", "title")) for s in stories)
     train, held = split_stories(stories)
-    assert len(held) == len(stories[::20]) and {s.topic for s in held} == topics
+    assert len(held) == len(stories) // 20 and {s.topic for s in held} == topics
+    assert len({sum(1 for s in held if s.topic == t) for t in topics}) == 1
     assert not {s.text for s in held} & {s.text for s in train}
 
 

@@ -60,9 +60,15 @@ def load_stories(path: str | Path | None = None) -> list[Story]:
 
 
 def split_stories(stories: list[Story], held_out_every: int = 20) -> tuple[list[Story], list[Story]]:
-    """(training, held-out): every ``held_out_every``-th story is held out, so every topic is in both."""
+    """(training, held-out): of each topic's stories, every ``held_out_every``-th is held out, so every
+    topic is in both sets in the same proportion."""
     if held_out_every < 2:
         raise CodebookError(f"held_out_every={held_out_every} is not valid; give 2 or more.")
-    train = [s for i, s in enumerate(stories) if i % held_out_every]
-    held = [s for i, s in enumerate(stories) if i % held_out_every == 0]
+    seen: dict[str, int] = {}
+    train: list[Story] = []
+    held: list[Story] = []
+    for story in stories:
+        nth = seen.get(story.topic, 0)
+        seen[story.topic] = nth + 1
+        (train if nth % held_out_every else held).append(story)
     return train, held
