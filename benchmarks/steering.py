@@ -7,7 +7,7 @@ lowercased sample. Perplexity: of the samples under the storyteller with nothing
 Target: on >= 5 topics the steered rate is >= 50 % and >= 3x the baseline, with steered perplexity
 within 2x of the baseline's.
 
-    python benchmarks/steering.py [--codebooks 0.] [--codes 8] [--rule replace] [--strength 1.5] [--seed 0]
+    python benchmarks/steering.py [--codebooks 0.] [--codes 8] [--rule replace] [--strength 1.25] [--seed 0]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=8, help="topic codes per topic")
     parser.add_argument("--per-codebook", type=int, default=8)
     parser.add_argument("--rule", default="replace", choices=["replace", "add"])
-    parser.add_argument("--strength", type=float, default=1.5)
+    parser.add_argument("--strength", type=float, default=1.25)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--new-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)

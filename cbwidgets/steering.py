@@ -74,14 +74,18 @@ def topic_codes(
     limit: int = 16,
     min_mentions: int = 2,
     min_firings: int = 50,
+    max_word_share: float = 0.5,
 ) -> pd.DataFrame:
     """The codes that fire most exclusively inside documents about ``topic``, most exclusive first.
 
     A document is about the topic when the (case-insensitive) topic regex matches it at least
     ``min_mentions`` times. For each code: ``precision`` = its firings inside those documents / all
-    its firings; ``coverage`` = share of those documents' tokens where it fires. ``codebooks``
-    narrows the candidates: labels (``"0.3"``), or a prefix such as ``"0."`` for all of layer 0.
-    At most ``per_codebook`` codes come from one codebook (Force fills at most k slots).
+    its firings; ``coverage`` = share of those documents' tokens where it fires; ``word_share`` =
+    share of its firings on the topic word itself. Codes above ``max_word_share`` are left out:
+    they say "this token is the word", not "this story is about it", and held on at every position
+    they make the model repeat the word instead of telling a story about it. ``codebooks`` narrows
+    the candidates: labels (``"0.3"``), or a prefix such as ``"0."`` for all of layer 0. At most
+    ``per_codebook`` codes come from one codebook (Force fills at most k slots).
     """
     check_positive_int("per_codebook", per_codebook)
     check_positive_int("limit", limit)
@@ -92,7 +96,7 @@ def topic_codes(
     docs = index.document_of(np.asarray(hits, dtype=np.int64)) if hits else np.zeros(0, dtype=np.int64)
     counts = np.bincount(docs, minlength=index.num_documents)
     chosen = np.nonzero(counts >= min_mentions)[0]
-    columns = ["code", "codebook", "precision", "coverage", "firings", "documents"]
+    columns = ["code", "codebook", "precision", "coverage", "word_share", "firings", "documents"]
     if len(chosen) == 0:
         table = pd.DataFrame(columns=columns)
         table.attrs["documents"] = 0
@@ -103,22 +107,30 @@ def topic_codes(
         inside[starts[d] : starts[d + 1]] = True
     topic_tokens = int(inside.sum())
     firings = index.firings()
+    words = np.unique(np.asarray(hits, dtype=np.int64))
     rows = []
     for unit in units:
-        ids = np.asarray(index.codes[inside, unit, :]).reshape(-1)
-        ids = ids[ids != index.empty]
-        within = np.bincount(ids, minlength=index.num_codes[unit])
+        within, on_word = (_counts(index, unit, where) for where in (inside, words))
         total = firings[unit]
-        ok = np.nonzero(total >= min_firings)[0]
+        share = on_word / np.maximum(total, 1)
+        ok = np.nonzero((total >= min_firings) & (share <= max_word_share))[0]
         label = index.labels[unit]
         for c in ok.tolist():
-            rows.append((f"{label}.{c}", label, within[c] / total[c], within[c] / topic_tokens, int(total[c])))
+            rows.append(
+                (f"{label}.{c}", label, within[c] / total[c], within[c] / topic_tokens, share[c], int(total[c]))
+            )
     table = pd.DataFrame(rows, columns=columns[:-1])
     table = table.sort_values(["precision", "coverage"], ascending=False, ignore_index=True)
     table = table.groupby("codebook", sort=False).head(per_codebook).head(limit).reset_index(drop=True)
     table["documents"] = len(chosen)
     table.attrs["documents"] = len(chosen)
     return table
+
+
+def _counts(index: CodeIndex, unit: int, where: np.ndarray) -> np.ndarray:
+    """How often each code of one codebook fires at the given tokens (a mask or positions)."""
+    ids = np.asarray(index.codes[where, unit, :]).reshape(-1)
+    return np.bincount(ids[ids != index.empty], minlength=index.num_codes[unit])
 
 
 def _units(index: CodeIndex, codebooks: str | Sequence[str] | None) -> list[int]:

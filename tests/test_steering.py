@@ -40,6 +40,9 @@ def test_topic_codes_rank_codes_by_how_exclusively_they_fire_in_topic_documents(
     assert rows.loc["0.1.3", "coverage"] == 0.5
     assert list(table["code"]) == ["0.0.1", "0.1.3", "0.1.0", "0.0.2"]  # most exclusive first
     assert rows.loc["0.0.2", "precision"] == 0.0
+    # code 0.0.1 fires on both "dragon" tokens of document 0 and on two others: half its firings
+    assert rows.loc["0.0.1", "word_share"] == 0.5 and rows.loc["0.1.3", "word_share"] == pytest.approx(1 / 3)
+    assert "0.0.1" not in set(topic_codes(_index(), "dragon", min_firings=1, max_word_share=0.4)["code"])
     # narrowing to one codebook, a firing floor, and a per-codebook cap
     only = topic_codes(_index(), "dragon", codebooks="0.1", min_firings=1)
     assert set(only["codebook"]) == {"0.1"}
