@@ -84,7 +84,9 @@ def _start(
     temperature: float,
     top_k: int | None,
     top_p: float | None,
-) -> tuple[Tensor, int]:
+    seed: int | None,
+) -> tuple[Tensor, int, Callable[[Tensor], Tensor]]:
+    """Checked inputs: the prompt ids repeated per sample, the prompt length, and the sampler."""
     _check(max_new_tokens, num_samples, temperature, top_k, top_p)
     ids = model.as_input_ids(prompt).repeat_interleave(num_samples, dim=0)
     prompt_length = ids.shape[1]
@@ -94,7 +96,8 @@ def _start(
             f"prompt ({prompt_length} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's context of "
             f"{limit}; lower max_new_tokens to at most {limit - prompt_length}."
         )
-    return ids, prompt_length
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return ids, prompt_length, lambda logits: sample_next(logits, temperature, top_k, top_p, generator)
 
 
 def _steps(
@@ -138,9 +141,8 @@ def stream(
 
     The same sampling as ``generate`` (same seed, same tokens), for views that show text as it grows.
     """
-    ids, _ = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    steps = _steps(model, ids, max_new_tokens, _sampler(temperature, top_k, top_p, generator), tuple(interventions))
+    ids, _, sample = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed)
+    steps = _steps(model, ids, max_new_tokens, sample, tuple(interventions))
     was_training = model.training
     model.eval()
     try:
@@ -150,12 +152,6 @@ def stream(
     finally:
         steps.close()
         model.train(was_training)
-
-
-def _sampler(
-    temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator | None
-) -> Callable[[Tensor], Tensor]:
-    return lambda logits: sample_next(logits, temperature, top_k, top_p, generator)
 
 
 def generate(
@@ -174,9 +170,7 @@ def generate(
     Interventions active around the call (``with model.force(...)``) and those passed here are held
     on for the prompt and for every generated token. ``seed`` makes sampling repeatable.
     """
-    ids, prompt_length = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    sample = _sampler(temperature, top_k, top_p, generator)
+    ids, prompt_length, sample = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed)
     was_training = model.training
     model.eval()
     parts, tokens = [], [ids]
