@@ -14,6 +14,7 @@ import torch
 
 from .errors import CodebookError
 from .model import CodebookModel
+from .quiet import loading_bars_hidden
 
 __all__ = ["GGUF_NAME", "SMOLLM_CODEBOOKS_DIR", "load_smollm2", "smollm2_folder"]
 
@@ -44,7 +45,6 @@ def load_smollm2(device: str | torch.device | None = None, codebooks: bool = Tru
     about 15 s on two CPU cores.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     folder = smollm2_folder()
     if codebooks and not (SMOLLM_CODEBOOKS_DIR / "codebooks.json").exists():
@@ -52,14 +52,9 @@ def load_smollm2(device: str | torch.device | None = None, codebooks: bool = Tru
             f"the SmolLM2 codebooks are missing from {SMOLLM_CODEBOOKS_DIR}; reinstall cbwidgets, or make them "
             f"with `python tools/make_smollm_codebooks.py`; or pass codebooks=False."
         )
-    had_bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with loading_bars_hidden():
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_NAME)
         base = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_NAME, dtype=torch.float32)
-    finally:
-        if had_bars:
-            hf_logging.enable_progress_bar()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = CodebookModel(base, tokenizer)

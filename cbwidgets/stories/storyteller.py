@@ -30,6 +30,7 @@ from transformers import LlamaConfig, PreTrainedTokenizerFast
 from ..errors import CodebookError, check_positive_int
 from ..lm_metrics import lm_metrics
 from ..model import CodebookModel
+from ..quiet import loading_bars_hidden
 from ..train import TrainConfig, train
 from .corpus import Story, load_stories, split_stories
 from .tokenizer import train_tokenizer
@@ -171,9 +172,11 @@ def train_storyteller(
 
     clock = time.perf_counter()
     if recipe.joint_steps:
-        config = _config(recipe, steps=recipe.joint_steps, lr=recipe.joint_lr, warmup_steps=20, progress=progress)
-        config = replace(config, seed=recipe.seed + 2)
-        histories.append(train(model, story_windows(stream, recipe.context, recipe.seed + 2), config).history)
+        seed = recipe.seed + 2
+        config = _config(
+            recipe, steps=recipe.joint_steps, lr=recipe.joint_lr, warmup_steps=20, seed=seed, progress=progress
+        )
+        histories.append(train(model, story_windows(stream, recipe.context, seed), config).history)
     seconds["joint"] = time.perf_counter() - clock
     final = lm_metrics(model, held_texts, modes=("codebooks", "normalize_only")).assign(model="storyteller")
     model.eval()
@@ -197,8 +200,6 @@ def save_storyteller(trained: TrainedStoryteller, folder: str | Path, half: bool
 
 def storyteller(folder: str | Path | None = None, device: str | torch.device | None = None) -> CodebookModel:
     """The shipped storyteller (or one ``cbwidgets storyteller --out folder`` saved), float32, eval mode."""
-    from transformers.utils import logging as hf_logging
-
     path = STORYTELLER_DIR if folder is None else Path(folder)
     if not (path / "codebooks.json").exists():
         raise CodebookError(
@@ -209,13 +210,8 @@ def storyteller(folder: str | Path | None = None, device: str | torch.device | N
                 else f"reinstall cbwidgets, or make it with `cbwidgets storyteller --out {path}` (about 20 minutes)."
             )
         )
-    had_bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a weight-loading bar is noise for a 10 MB model in a notebook
-    try:
+    with loading_bars_hidden():
         model = CodebookModel.from_pretrained(path, device=device)
-    finally:
-        if had_bars:
-            hf_logging.enable_progress_bar()
     model.float()
     model.eval()
     return model

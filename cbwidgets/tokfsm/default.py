@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from transformers import GPTNeoXConfig
 
 from ..errors import CodebookError, check_positive_int
 from ..model import CodebookModel
+from ..quiet import loading_bars_hidden
 from ..train import TrainConfig, train
 from .world import TokFSM
 
@@ -65,20 +66,14 @@ def _quiet_rope_factor(bars: bool = True) -> Iterator[None]:
 
     ``bars=False`` also hides transformers' weight-loading bar, noise for a 4 MB model in a notebook.
     """
-    from transformers.utils import logging as hf_logging
-
     log = logging.getLogger("transformers.modeling_rope_utils")
     quiet = _DropRopeFactorWarning()
     log.addFilter(quiet)
-    had_bars = hf_logging.is_progress_bar_enabled()
-    if not bars:
-        hf_logging.disable_progress_bar()
     try:
-        yield
+        with loading_bars_hidden() if not bars else nullcontext():
+            yield
     finally:
         log.removeFilter(quiet)
-        if had_bars and not bars:
-            hf_logging.enable_progress_bar()
 
 
 def default_config(fsm: TokFSM, context: int = 128) -> GPTNeoXConfig:
