@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .errors import CodebookError, check_choice, check_positive_int
 from .model import CodebookModel
 
-__all__ = ["MODES", "lm_metrics"]
+__all__ = ["MODES", "batch_scores", "lm_metrics"]
 
 # "codebooks": as the model runs; "normalize_only": each codebook's LayerNorm but no snap (the
 # continuous activations the codes stand for); "disabled": the base model with no codebook at all.
@@ -50,6 +50,23 @@ def _token_rows(model: CodebookModel, documents: Sequence[str] | Sequence[Sequen
 
 
 @torch.no_grad()
+def batch_scores(model: CodebookModel, rows: Sequence[Sequence[int]], start: int = 1) -> tuple[float, int, int]:
+    """Summed negative log-likelihood, top-1 hits and count of the tokens at positions >= ``start``
+    of each row (each predicted from the tokens before it), rows of any length in one forward."""
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    for j, r in enumerate(rows):  # right padding: causal attention never sees it
+        ids[j, : len(r)] = torch.tensor(r)
+        labels[j, start : len(r)] = torch.tensor(r[start:])
+    logits = model(ids.to(model.device)).logits[:, start - 1 : -1].float()
+    target = labels[:, start:].to(logits.device)
+    loss = float(F.cross_entropy(logits.transpose(1, 2), target, reduction="sum"))
+    valid = target != -100
+    return loss, int(((logits.argmax(-1) == target) & valid).sum()), int(valid.sum())
+
+
+@torch.no_grad()
 def lm_metrics(
     model: CodebookModel,
     documents: Sequence[str] | Sequence[Sequence[int]],
@@ -72,19 +89,8 @@ def lm_metrics(
             loss_sum, correct, count = 0.0, 0, 0
             with _mode(model, mode):
                 for i in range(0, len(rows), batch_size):
-                    batch = rows[i : i + batch_size]
-                    width = max(len(r) for r in batch)
-                    ids = torch.zeros(len(batch), width, dtype=torch.long)
-                    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                    for j, r in enumerate(batch):  # right padding: causal attention never sees it
-                        ids[j, : len(r)] = torch.tensor(r)
-                        labels[j, : len(r)] = torch.tensor(r)
-                    logits = model(ids.to(model.device)).logits[:, :-1].float()
-                    target = labels[:, 1:].to(logits.device)
-                    loss_sum += float(F.cross_entropy(logits.transpose(1, 2), target, reduction="sum"))
-                    valid = target != -100
-                    correct += int(((logits.argmax(-1) == target) & valid).sum())
-                    count += int(valid.sum())
+                    s, c, n = batch_scores(model, rows[i : i + batch_size])
+                    loss_sum, correct, count = loss_sum + s, correct + c, count + n
             table.append({"mode": mode, "loss": loss_sum / count, "accuracy": correct / count, "tokens": count})
     finally:
         model.train(was_training)

@@ -19,13 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from .errors import CodebookError, check_choice, check_positive_int
 from .index import CodeIndex
 from .interventions import Add, Force, Intervention, Scale
+from .lm_metrics import batch_scores
 from .model import CodebookModel
 
 __all__ = [
@@ -33,6 +31,7 @@ __all__ = [
     "REFERENCE_RESULTS",
     "REFERENCE_TOPICS",
     "RULES",
+    "cut_at_end",
     "evaluate_steering",
     "mentions",
     "steering",
@@ -161,30 +160,9 @@ def steering(codes: Iterable[str], rule: str = "replace", strength: float = 1.0)
     return (Force(codes), Scale(codes, strength))
 
 
-def _cut(rows: Tensor, end: int | None) -> list[list[int]]:
-    """Each sample's new tokens up to and including the first end token (the story is over there)."""
-    out = []
-    for row in rows.tolist():
-        if end is not None and end in row:
-            row = row[: row.index(end) + 1]
-        out.append(row)
-    return out
-
-
-@torch.no_grad()
-def _nll(model: CodebookModel, prompt: Tensor, continuations: list[list[int]]) -> tuple[float, int]:
-    """Summed negative log-likelihood of the continuations after the prompt, with no intervention."""
-    width = max(len(c) for c in continuations)
-    p = prompt.shape[1]
-    ids = torch.zeros(len(continuations), p + width, dtype=torch.long)
-    ids[:, :p] = prompt.cpu()
-    target = torch.full((len(continuations), width), -100, dtype=torch.long)
-    for i, c in enumerate(continuations):
-        ids[i, p : p + len(c)] = torch.tensor(c)
-        target[i, : len(c)] = torch.tensor(c)
-    logits = model(ids.to(model.device)).logits[:, p - 1 : -1].float()
-    total = F.cross_entropy(logits.transpose(1, 2), target.to(logits.device), reduction="sum")
-    return float(total), int((target != -100).sum())
+def cut_at_end(row: list[int], end: int | None) -> list[int]:
+    """A sample's new tokens up to and including the first end token (the story is over there)."""
+    return row[: row.index(end) + 1] if end is not None and end in row else row
 
 
 def evaluate_steering(
@@ -236,9 +214,10 @@ def evaluate_steering(
                     seed=seed * 7919 + j,
                     interventions=interventions,
                 )
-                kept = _cut(out.new_ids, end)
+                kept = [cut_at_end(row, end) for row in out.new_ids.tolist()]
                 texts[topic].extend(model.tokenizer.decode(row, skip_special_tokens=True) for row in kept)
-                s, n = _nll(model, out.ids[:1, : out.prompt_length], kept)
+                prompt_ids = out.ids[0, : out.prompt_length].tolist()
+                s, _, n = batch_scores(model, [prompt_ids + row for row in kept], start=out.prompt_length)
                 total, count = total + s, count + n
                 bar.update(1)
             nll[topic] = (total, count)

@@ -21,7 +21,7 @@ from ..errors import CodebookError, check_choice, check_positive_int
 from ..generate import stream
 from ..index import CodeIndex
 from ..model import CodebookModel
-from ..steering import RULES, steering, topic_codes
+from ..steering import RULES, cut_at_end, steering, topic_codes
 from .base import STATIC, WidgetBase
 from .export import export_html
 
@@ -168,7 +168,7 @@ class SteeringPanel(WidgetBase):
                 self.running = False
 
     def _stream(self) -> None:
-        model, tok = self._model, self._model.tokenizer
+        model = self._model
         settings: dict[str, Any] = {
             "max_new_tokens": self.max_new_tokens,
             "num_samples": self.samples,
@@ -178,7 +178,6 @@ class SteeringPanel(WidgetBase):
         plain = stream(model, self.prompt, **settings)
         steered = stream(model, self.prompt, interventions=steering(self.chosen, self.rule, self.strength), **settings)
         ids: list[list[list[int]]] = [[[] for _ in range(self.samples)] for _ in range(2)]
-        end = tok.eos_token_id
         start = last = time.perf_counter()
         count = 0
         self.default_texts = [""] * self.samples
@@ -187,14 +186,13 @@ class SteeringPanel(WidgetBase):
             for count, pair in enumerate(zip(plain, steered, strict=True), 1):
                 for side, tokens in enumerate(pair):
                     for row, token in zip(ids[side], tokens.tolist(), strict=True):
-                        if not row or row[-1] != end:  # the story ended: keep it as it was
-                            row.append(token)
-                now = time.perf_counter()
-                if now - last >= _SEND_EVERY_S or count == self.max_new_tokens or self._stop.is_set():
-                    last = now
-                    self._show(ids, f"generating: {count}/{self.max_new_tokens} tokens")
+                        row.append(token)
                 if self._stop.is_set():
                     break
+                now = time.perf_counter()
+                if now - last >= _SEND_EVERY_S:
+                    last = now
+                    self._show(ids, f"generating: {count}/{self.max_new_tokens} tokens")
         finally:
             plain.close()
             steered.close()
@@ -203,10 +201,11 @@ class SteeringPanel(WidgetBase):
         self._show(ids, f"{verb} {count} tokens x {self.samples} samples x 2 in {seconds:.1f} s")
 
     def _show(self, ids: list[list[list[int]]], status: str) -> None:
+        """Send both sides' texts, each sample shown up to its story's end."""
         tok = self._model.tokenizer
+        texts = [[tok.decode(cut_at_end(r, tok.eos_token_id), skip_special_tokens=True) for r in side] for side in ids]
         with self.hold_sync():
-            self.default_texts = [tok.decode(r, skip_special_tokens=True) for r in ids[0]]
-            self.steered_texts = [tok.decode(r, skip_special_tokens=True) for r in ids[1]]
+            self.default_texts, self.steered_texts = texts
             self.status = status
 
     # ------------------------------------------------------------ reading
