@@ -258,10 +258,10 @@ class CodeIndex:
             self._text = _Text(_SEPARATOR.join(parts) + _SEPARATOR, np.concatenate(owners))
         return self._text
 
-    def matches(self, pattern: str) -> np.ndarray:
+    def matches(self, pattern: str, ignore_case: bool = False) -> np.ndarray:
         """Sorted unique token positions that a regex match starts in (group 1's start if it has groups)."""
         try:
-            regex = re.compile(pattern)
+            regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
         except re.error as err:
             raise CodebookError(f"{pattern!r} is not a valid regular expression: {err}.") from None
         text = self.text()

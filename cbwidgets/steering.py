@@ -89,11 +89,9 @@ def topic_codes(
     check_positive_int("per_codebook", per_codebook)
     check_positive_int("limit", limit)
     units = _units(index, codebooks)
-    pattern = re.compile(_regex(topic).pattern, re.IGNORECASE)
-    owners = index.text().owner
-    hits = [owners[m.start()] for m in pattern.finditer(index.text().text)]
-    docs = index.document_of(np.asarray(hits, dtype=np.int64)) if hits else np.zeros(0, dtype=np.int64)
-    counts = np.bincount(docs, minlength=index.num_documents)
+    _regex(topic)
+    words = index.matches(topic, ignore_case=True)  # the tokens where the topic word starts
+    counts = np.bincount(index.document_of(words), minlength=index.num_documents)
     chosen = np.nonzero(counts >= min_mentions)[0]
     columns = ["code", "codebook", "precision", "coverage", "word_share", "firings", "documents"]
     if len(chosen) == 0:
@@ -106,7 +104,6 @@ def topic_codes(
         inside[starts[d] : starts[d + 1]] = True
     topic_tokens = int(inside.sum())
     firings = index.firings()
-    words = np.unique(np.asarray(hits, dtype=np.int64))
     rows = []
     for unit in units:
         within, on_word = (_counts(index, unit, where) for where in (inside, words))
