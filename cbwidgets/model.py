@@ -618,7 +618,6 @@ class CodebookModel(nn.Module):
                 raise CodebookError(
                     f"{CODEBOOKS_WEIGHTS} in {str(folder)!r} does not match {CODEBOOKS_JSON} for {name}: {err}"
                 ) from None
-            cb.to(self.device)
             attached.append(name)
         return attached
 

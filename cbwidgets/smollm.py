@@ -61,8 +61,6 @@ def load_smollm2(device: str | torch.device | None = None, codebooks: bool = Tru
     if device is not None:
         model.to(device)
     if codebooks:
-        model.load_codebooks(SMOLLM_CODEBOOKS_DIR)
-        for cb in model.attached.values():
-            cb.float()
+        model.load_codebooks(SMOLLM_CODEBOOKS_DIR)  # float16 on disk, float32 once loaded into new codebooks
     model.eval()
     return model
