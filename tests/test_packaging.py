@@ -28,3 +28,11 @@ def test_wheel_ships_the_bundle_the_models_and_the_corpus(tmp_path: Path) -> Non
     assert "cbwidgets/stories/data/stories.jsonl.gz" in names
     for part in ("codebooks.safetensors", "codebooks.json", "metrics.json"):
         assert f"cbwidgets/smollm_codebooks/{part}" in names
+
+
+def test_lazy_widget_names_are_the_widget_package() -> None:
+    """``cbwidgets`` lists the widget names without importing them (the core never imports the widgets)."""
+    import cbwidgets
+    import cbwidgets.widgets
+
+    assert set(cbwidgets._WIDGETS) == set(cbwidgets.widgets.__all__)
