@@ -15,67 +15,49 @@ from .codebook import Codebook, CodebookSpec
 from .codes import Codes
 from .errors import CodebookError
 from .generate import Generation, generate
-from .interventions import Ablate, Add, Force, Patch, Scale
+from .interventions import Ablate, Add, Force, InterventionPlan, Patch, Scale
 from .model import CodebookModel, CodebookOutput
+from .names import CodebookNames
 from .sites import SITE_KINDS, SITE_TABLE, supported_model_types
 from .stories import storyteller
 from .train import TrainConfig, TrainResult, train
+from .widget_names import WIDGET_NAMES
 
 __version__ = "0.1.0"
-
-_WIDGETS = (
-    "AblationPanel",
-    "CodeDashboard",
-    "CodeHeatmap",
-    "CodeSearch",
-    "SteeringPanel",
-    "ablation_panel",
-    "code_explorer",
-    "export_html",
-    "heatmap",
-    "steering_panel",
-)
 
 
 def __getattr__(name: str) -> object:
     """``cbwidgets.heatmap`` and the widget classes load the widgets on first use, not on import."""
-    if name in _WIDGETS:
+    if name in WIDGET_NAMES:
         from . import widgets
 
         return getattr(widgets, name)
     raise AttributeError(f"module 'cbwidgets' has no attribute {name!r}")
 
 
-__all__ = [
+__all__ = [  # and the widget names (WIDGET_NAMES), loaded on first use
     "SITE_KINDS",
     "SITE_TABLE",
     "Ablate",
-    "AblationPanel",
     "Add",
-    "CodeDashboard",
-    "CodeHeatmap",
-    "CodeSearch",
     "Codebook",
     "CodebookError",
     "CodebookModel",
+    "CodebookNames",
     "CodebookOutput",
     "CodebookSpec",
     "Codes",
     "Force",
     "Generation",
+    "InterventionPlan",
     "Patch",
     "Scale",
-    "SteeringPanel",
     "TrainConfig",
     "TrainResult",
     "__version__",
-    "ablation_panel",
-    "code_explorer",
-    "export_html",
     "generate",
-    "heatmap",
-    "steering_panel",
     "storyteller",
     "supported_model_types",
     "train",
+    *WIDGET_NAMES,
 ]

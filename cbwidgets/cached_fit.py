@@ -45,7 +45,7 @@ def fit_cached(
     for site, codebook in model.attached.items():
         x = inputs[site]
         codebook.kmeans_init(x, iters=kmeans_iters, generator=generator, match_scale=True)
-        optimizer = torch.optim.Adam([codebook.codes], lr=lr)
+        optimizer = torch.optim.Adam([codebook.vectors], lr=lr)
         for step in range(1, steps + 1):
             rows_at = torch.randint(0, x.shape[0], (min(batch_tokens, x.shape[0]),), generator=generator)
             loss = codebook(x[rows_at.to(x.device)]).loss  # eval mode: usage counters stay as they are

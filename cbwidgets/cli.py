@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
 
 __all__ = ["main"]
+
+R = TypeVar("R", bound="Recipe")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,38 +26,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    fsm = commands.add_parser(
-        "train-fsm", help="train the default TokFSM model from scratch (CPU, ~2.5 min), save it, print its metrics"
+    _recipe_command(
+        commands,
+        "train-fsm",
+        "train the default TokFSM model from scratch (CPU, ~2.5 min), save it, print its metrics",
+        "tokfsm-model",
+        "--code-steps",
     )
-    fsm.add_argument("--out", default="tokfsm-model", help="folder to save the model in (default ./tokfsm-model)")
-    fsm.add_argument("--seed", type=int, default=0)
-    fsm.add_argument("--base-steps", type=int, default=1000, help="base-model steps (default 1000)")
-    fsm.add_argument("--code-steps", type=int, default=100, help="codebook-only steps after k-means (default 100)")
-    fsm.add_argument("--float32", action="store_true", help="save float32 weights (default: float16, half the size)")
-    fsm.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    story = commands.add_parser(
+    _recipe_command(
+        commands,
         "storyteller",
-        help="train the story model with attention codebooks from scratch (CPU, ~20 min), save it, print its metrics",
+        "train the story model with attention codebooks from scratch (CPU, ~20 min), save it, print its metrics",
+        "storyteller",
+        "--joint-steps",
     )
-    story.add_argument("--out", default="storyteller", help="folder to save the model in (default ./storyteller)")
-    story.add_argument("--seed", type=int, default=0)
-    story.add_argument("--base-steps", type=int, default=None, help="base-model steps (default: the recipe's)")
-    story.add_argument(
-        "--joint-steps", type=int, default=None, help="joint model+codebook steps (default: the recipe's)"
-    )
-    story.add_argument("--float32", action="store_true", help="save float32 weights (default: float16, half the size)")
-    story.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
-    if args.command == "storyteller":
-        _storyteller(parser, args)
-    if args.command == "train-fsm":
-        if args.base_steps < 1:
-            parser.error(f"--base-steps {args.base_steps} is not valid; give a positive number of steps.")
-        if args.code_steps < 0:
-            parser.error(f"--code-steps {args.code_steps} is not valid; give 0 or a positive number of steps.")
-        from .tokfsm.train_cli import train_fsm
-
-        train_fsm(args.out, args.seed, args.base_steps, args.code_steps, not args.float32, not args.no_progress)
     if args.command == "demo":
         from .demo import run_demo
 
@@ -58,23 +48,60 @@ def main(argv: Sequence[str] | None = None) -> int:
             if value < 1:
                 parser.error(f"{flag} {value} is not valid; give a positive number of steps.")
         run_demo(steps=args.steps, base_steps=args.base_steps, seed=args.seed, progress=not args.no_progress)
+    else:
+        _train(parser, args)
     return 0
 
 
-def _storyteller(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    from dataclasses import replace
+def _recipe_command(commands: argparse._SubParsersAction, name: str, help: str, out: str, old_flag: str) -> None:
+    """Both shipped models' training commands take the same options (their recipes share one shape)."""
+    command = commands.add_parser(name, help=help)
+    command.add_argument("--out", default=out, help=f"folder to save the model in (default ./{out})")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--base-steps", type=int, default=None, help="base-model steps (default: the recipe's)")
+    command.add_argument(
+        "--finetune-steps",
+        old_flag,
+        dest="finetune_steps",
+        type=int,
+        default=None,
+        help=f"steps with the codes on after k-means (default: the recipe's; {old_flag} is the old name)",
+    )
+    command.add_argument(
+        "--float32", action="store_true", help="save float32 weights (default: float16, half the size)"
+    )
+    command.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
-    from .stories.storyteller import StoryRecipe
-    from .stories.train_cli import train_storyteller_cli
 
-    recipe = replace(StoryRecipe(), seed=args.seed)
-    for flag, name in (("--base-steps", "base_steps"), ("--joint-steps", "joint_steps")):
+def _train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .recipe import print_report
+
+    if args.command == "train-fsm":
+        from .tokfsm.default import FSMRecipe, save_default, train_default
+        from .tokfsm.world import TokFSM
+
+        fsm_recipe = _recipe(parser, args, FSMRecipe())
+        trained = train_default(fsm_recipe, TokFSM(), progress=not args.no_progress, measure=True)
+        folder = save_default(trained, args.out, half=not args.float32)
+        print_report(trained, folder, "cbwidgets.tokfsm.load_default", sys.stdout)
+    else:
+        from .stories.storyteller import StoryRecipe, save_storyteller, train_storyteller
+
+        story_recipe = _recipe(parser, args, StoryRecipe())
+        trained = train_storyteller(story_recipe, progress=not args.no_progress)
+        folder = save_storyteller(trained, args.out, half=not args.float32)
+        print_report(trained, folder, "cbwidgets.storyteller", sys.stdout, "Held-out stories (loss in nats per token):")
+
+
+def _recipe(parser: argparse.ArgumentParser, args: argparse.Namespace, recipe: R) -> R:
+    changes = {"seed": args.seed}
+    for flag, name in (("--base-steps", "base_steps"), ("--finetune-steps", "finetune_steps")):
         value = getattr(args, name)
         if value is not None:
             if value < 0:
                 parser.error(f"{flag} {value} is not valid; give 0 or a positive number of steps.")
-            recipe = replace(recipe, **{name: value})
-    train_storyteller_cli(args.out, recipe, half=not args.float32, progress=not args.no_progress)
+            changes[name] = value
+    return replace(recipe, **changes)
 
 
 if __name__ == "__main__":

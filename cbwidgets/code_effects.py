@@ -23,22 +23,22 @@ from .names import CodeRef
 __all__ = ["code_logit_effect", "code_vector", "residual_vector", "similar_codes"]
 
 
-def _locate(model: CodebookModel, code: CodeRef) -> tuple[str, int, int]:
-    """(site name, group, code id) of a code name such as '1.mlp.5' or '0.3.17'."""
+def _locate(model: CodebookModel, code: CodeRef) -> tuple[int, str, int, int]:
+    """(codebook index, site name, group, code id) of a code name such as '1.mlp.5' or '0.3.17'."""
     index, value = model.names.parse_code(code)
-    unit = model.names.units[index]
-    return unit.site, unit.group or 0, value
+    book = model.names.codebooks[index]
+    return index, str(book.site), book.group, value
 
 
 def code_vector(model: CodebookModel, code: CodeRef) -> Tensor:
     """The vector the codebook outputs for this code (its group's slice of the site)."""
-    site, group, value = _locate(model, code)
-    return model.attached[site].codes.detach()[group, value].float()
+    _, site, group, value = _locate(model, code)
+    return model.attached[site].vectors.detach()[group, value].float()
 
 
 def residual_vector(model: CodebookModel, code: CodeRef) -> Tensor | None:
     """The code's contribution to the residual stream, or None where it has no direct one."""
-    site, group, _ = _locate(model, code)
+    _, site, group, _ = _locate(model, code)
     kind = model.available_sites[site].kind
     vector = code_vector(model, code)
     if kind in ("mlp", "attn", "block"):
@@ -83,11 +83,10 @@ def code_logit_effect(model: CodebookModel, code: CodeRef, top: int = 10) -> pd.
 
 def similar_codes(model: CodebookModel, code: CodeRef, n: int = 5) -> pd.DataFrame:
     """The ``n`` codes of the same codebook whose vectors point most nearly the same way (cosine)."""
-    site, group, value = _locate(model, code)
-    index, _ = model.names.parse_code(code)
-    label = model.names.units[index].label
-    codes = model.attached[site].codes.detach()[group].float()
-    cosine = torch.nn.functional.cosine_similarity(codes, codes[value][None], dim=-1)
+    index, site, group, value = _locate(model, code)
+    vectors = model.attached[site].vectors.detach()[group].float()  # (C, dg)
+    cosine = torch.nn.functional.cosine_similarity(vectors, vectors[value][None], dim=-1)
     cosine[value] = -2.0  # not itself
-    best = cosine.topk(min(n, codes.shape[0] - 1))
-    return pd.DataFrame({"code": [f"{label}.{i}" for i in best.indices.tolist()], "cosine": best.values.tolist()})
+    best = cosine.topk(min(n, vectors.shape[0] - 1))
+    names = [model.names.code_name(index, i) for i in best.indices.tolist()]
+    return pd.DataFrame({"code": names, "cosine": best.values.tolist()})

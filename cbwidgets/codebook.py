@@ -5,17 +5,19 @@ Design choices that matter for speed and correctness:
   recording the T x C score matrix for backward would only cost memory and a matmul's worth of
   backward time. Gradients reach the codes through the look-up and the input through the
   straight-through path.
-- Cosine and euclidean similarity are folded into the code matrix (normalised codes; codes
-  augmented with -|c|^2 / 2), so the score pass is one plain matmul and never a second pass over
-  the T x C scores.
+- Cosine and euclidean similarity are folded into the matrix of code vectors (normalised vectors;
+  vectors augmented with -|c|^2 / 2), so the score pass is one plain matmul and never a second
+  pass over the T x C scores.
 - G groups (one codebook per attention head) are one batched matmul, not a Python loop.
 - Interventions arrive as a compiled ``CodeEdit`` value; the codebook keeps no intervention state.
+- Every setting lives in ``CodebookSpec``: the codebook is built from one, and saves it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
@@ -27,10 +29,14 @@ from .errors import CodebookError, check_choice, check_positive_int
 __all__ = [
     "LOSSES",
     "SIMILARITIES",
+    "AddEdit",
     "CodeEdit",
     "Codebook",
     "CodebookSpec",
+    "ReplaceEdit",
+    "ScoreEdit",
     "Snap",
+    "WeightEdit",
 ]
 
 SIMILARITIES = ("cosine", "inner", "euclidean")
@@ -42,26 +48,31 @@ _MAX_SCORE_ELEMENTS = 1 << 26
 
 @dataclass(frozen=True)
 class CodebookSpec:
-    """Everything needed to rebuild a codebook; stored as JSON next to the weights."""
+    """Every setting of a codebook: what ``Codebook`` is built from, what ``attach`` takes and what
+    is saved beside the weights. ``dim`` and ``groups`` may be left out where a site decides them
+    (``attach`` fills in the site's width and one group per attention head)."""
 
-    num_codes: int
-    dim: int
+    num_codes: int = 1000
+    dim: int | None = None
     k: int = 1
-    groups: int = 1
+    groups: int | None = None
     similarity: str = "cosine"
     loss: str = "aeloss"
-    revive_after: int | None = None
-    commitment: float = 0.25
+    revive_after: int | None = None  # training steps a code may go unused before it is revived
+    commitment: float = 0.25  # weight of the commitment term of the vqvae loss
+    eps: float = 1e-5  # the codebook LayerNorm's epsilon
 
     def __post_init__(self) -> None:
-        for name in ("num_codes", "dim", "k", "groups"):
-            check_positive_int(name, getattr(self, name))
+        check_positive_int("num_codes", self.num_codes)
+        check_positive_int("k", self.k)
+        check_positive_int("dim", self.dim, allow_none=True)
+        check_positive_int("groups", self.groups, allow_none=True)
         if self.k > self.num_codes:
             raise CodebookError(
                 f"k={self.k} is larger than num_codes={self.num_codes}; k must be between 1 and "
                 f"num_codes (typical: k = 1..8 of 1,000..10,000 codes)."
             )
-        if self.dim % self.groups:
+        if self.dim is not None and self.groups is not None and self.dim % self.groups:
             divisors = [g for g in range(1, self.dim + 1) if self.dim % g == 0]
             raise CodebookError(
                 f"groups={self.groups} does not divide dim={self.dim}; valid group counts for this dim: {divisors}."
@@ -73,45 +84,91 @@ class CodebookSpec:
                 f"revive_after={self.revive_after!r} is not valid; give a positive number of "
                 f"training steps, or None to never revive dead codes."
             )
+        for name in ("commitment", "eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise CodebookError(f"{name}={value!r} is not valid; give a finite number >= 0.")
 
     @property
     def group_dim(self) -> int:
-        return self.dim // self.groups
+        if self.dim is None:
+            raise CodebookError("this spec has no dim yet; give dim=... (attach fills it in from the site).")
+        return self.dim // (self.groups or 1)
+
+    def with_settings(self, **settings: Any) -> CodebookSpec:
+        """A copy with some settings changed; unknown names are refused with the valid ones."""
+        unknown = set(settings) - set(self.__dataclass_fields__)
+        if unknown:
+            raise CodebookError(
+                f"unknown codebook settings {sorted(unknown)}; valid settings: {sorted(self.__dataclass_fields__)}."
+            )
+        return replace(self, **settings) if settings else self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodebookSpec:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise CodebookError(f"unknown codebook settings {sorted(unknown)}; valid settings: {sorted(known)}.")
-        return cls(**data)
+        return cls().with_settings(**data)
+
+
+@dataclass(frozen=True)
+class ScoreEdit:
+    """Set these codes' scores before top-k: -inf removes a code (the next best takes its slot),
+    +inf forces it in."""
+
+    chosen: Tensor  # (G, C) bool: the codes whose scores are set
+    value: float
+    tokens: Tensor | None = None  # (N,) bool over this forward's flattened tokens; None = every token
+
+
+@dataclass(frozen=True)
+class WeightEdit:
+    """Multiply a chosen code's contribution; with ``drop`` its slot is reported as empty (-1)."""
+
+    factor: Tensor  # (G, C) float
+    drop: bool = False
+    tokens: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class ReplaceEdit:
+    """Overwrite the ids of the marked (token, group) pairs: another prompt's codes patched in."""
+
+    tokens: Tensor  # (N, G) bool
+    ids: Tensor  # (N, G, k)
+
+
+@dataclass(frozen=True)
+class AddEdit:
+    """Add code vectors on top of the chosen ones; strength 1 adds as much as one of the k slots
+    contributes. The reported ids do not change."""
+
+    strength: Tensor  # (G, C) float
+    tokens: Tensor | None = None
 
 
 @dataclass(frozen=True)
 class CodeEdit:
-    """A compiled intervention for one codebook, built fresh for each forward.
+    """Everything an intervention does to one codebook in one forward, compiled by
+    ``cbwidgets.interventions``; the codebook keeps no intervention state of its own."""
 
-    Each op carries a boolean mask over the flattened tokens of this forward (None = every token):
-    - ``scores``: (mask, codes (G, C) bool, value): set those codes' scores to value before top-k;
-      -inf removes a code so the next-best one takes its slot, +inf forces it in.
-    - ``weights``: (mask, factor (G, C) float, drop): multiply a chosen code's contribution; with
-      drop the slot is reported as -1.
-    - ``replace``: (mask (N, G) bool, ids (N, G, k)): overwrite the ids of the masked token/group
-      pairs (patching another prompt's codes in).
-    - ``add``: (mask, strength (G, C) float): add code vectors on top of the chosen ones; strength 1
-      adds as much as one of the k slots contributes. The reported ids do not change.
-    """
-
-    scores: tuple[tuple[Tensor | None, Tensor, float], ...] = ()
-    weights: tuple[tuple[Tensor | None, Tensor, bool], ...] = ()
-    replace: tuple[tuple[Tensor, Tensor], ...] = ()
-    add: tuple[tuple[Tensor | None, Tensor], ...] = ()
+    scores: tuple[ScoreEdit, ...] = ()
+    weights: tuple[WeightEdit, ...] = ()
+    replace: tuple[ReplaceEdit, ...] = ()
+    add: tuple[AddEdit, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.scores or self.weights or self.replace or self.add)
+
+    def then(self, other: CodeEdit) -> CodeEdit:
+        """This edit followed by another (inner contexts apply after outer ones)."""
+        return CodeEdit(
+            self.scores + other.scores,
+            self.weights + other.weights,
+            self.replace + other.replace,
+            self.add + other.add,
+        )
 
 
 class Snap(NamedTuple):
@@ -123,29 +180,30 @@ class Snap(NamedTuple):
 
 
 class Codebook(nn.Module):
-    """G independent codebooks of ``num_codes`` codes over ``dim / G`` chunks of the input."""
+    """G independent codebooks of ``num_codes`` code vectors over ``dim / G`` chunks of the input.
+
+    Build one from a ``CodebookSpec``, or from its settings: ``Codebook(spec)``,
+    ``Codebook(1000, 128, k=8)``, ``Codebook(spec, k=4)``.
+    """
 
     hits: Tensor  # (G, C) times each code fired in training
     steps_since_used: Tensor  # (G, C) training steps since each code last fired
     revived: Tensor  # (G,) codes revived so far
 
-    def __init__(
-        self,
-        num_codes: int,
-        dim: int,
-        k: int = 1,
-        groups: int = 1,
-        similarity: str = "cosine",
-        loss: str = "aeloss",
-        revive_after: int | None = None,
-        commitment: float = 0.25,
-        eps: float = 1e-5,
-    ) -> None:
+    def __init__(self, spec: CodebookSpec | int | None = None, dim: int | None = None, /, **settings: Any) -> None:
         super().__init__()
-        self.spec = CodebookSpec(num_codes, dim, k, groups, similarity, loss, revive_after, commitment)
-        g, c, dg = groups, num_codes, self.spec.group_dim
-        self.eps = eps
-        self.codes = nn.Parameter(torch.randn(g, c, dg) / math.sqrt(dg))
+        if isinstance(spec, CodebookSpec):
+            spec = spec.with_settings(**({"dim": dim} if dim is not None else {}), **settings)
+        else:
+            given = {"num_codes": spec} if spec is not None else {}
+            spec = CodebookSpec().with_settings(**given, **({"dim": dim} if dim is not None else {}), **settings)
+        if spec.dim is None:
+            raise CodebookError("a Codebook needs its input width: give dim=..., e.g. Codebook(1000, 128).")
+        if spec.groups is None:
+            spec = replace(spec, groups=1)
+        self.spec = spec
+        g, c, dg = self.groups, self.num_codes, spec.group_dim
+        self.vectors = nn.Parameter(torch.randn(g, c, dg) / math.sqrt(dg))  # (G, C, dg) the code vectors
         self.ln_weight = nn.Parameter(torch.ones(g, dg))
         self.ln_bias = nn.Parameter(torch.zeros(g, dg))
         # Usage counters, readable by users and saved with the weights.
@@ -165,11 +223,27 @@ class Codebook(nn.Module):
 
     @property
     def groups(self) -> int:
-        return self.spec.groups
+        return int(self.spec.groups or 1)
 
     @property
     def dim(self) -> int:
-        return self.spec.dim
+        return int(self.spec.dim or 0)
+
+    @property
+    def eps(self) -> float:
+        return self.spec.eps
+
+    @property
+    def codes(self) -> nn.Parameter:
+        """Deprecated: the code vectors are ``vectors`` (``codes`` means code ids everywhere else)."""
+        warnings.warn("Codebook.codes is now Codebook.vectors", DeprecationWarning, stacklevel=2)
+        return self.vectors
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # files saved before the vectors were called vectors (format version 1) name them "codes"
+        if prefix + "codes" in state_dict and prefix + "vectors" not in state_dict:
+            state_dict[prefix + "vectors"] = state_dict.pop(prefix + "codes")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -214,7 +288,7 @@ class Codebook(nn.Module):
 
         if self.training:
             self._record_usage(ids, xn)
-        if weights is not None and edit is not None and any(drop for _, _, drop in edit.weights):
+        if weights is not None and edit is not None and any(w.drop for w in edit.weights):
             ids = torch.where(weights == 0, torch.full_like(ids, -1), ids)
         out = out.reshape(*lead, self.dim).to(x.dtype)
         return Snap(out, ids.reshape(*lead, self.groups, self.k), loss)
@@ -231,14 +305,14 @@ class Codebook(nn.Module):
 
     def score_matrix(self, dtype: torch.dtype | None = None) -> Tensor:
         """(G, C, dg') such that ``[xn, 1] @ W.T`` ranks codes by the chosen similarity."""
-        codes = self.codes.detach()
+        vectors = self.vectors.detach()
         sim = self.spec.similarity
         if sim == "cosine":
-            w = codes / codes.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            w = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         elif sim == "inner":
-            w = codes
+            w = vectors
         else:  # euclidean: argmax(x.c - |c|^2 / 2) == argmin |x - c|^2
-            w = torch.cat([codes, -0.5 * codes.pow(2).sum(-1, keepdim=True)], dim=-1)
+            w = torch.cat([vectors, -0.5 * vectors.pow(2).sum(-1, keepdim=True)], dim=-1)
         return w if dtype is None else w.to(dtype)
 
     @torch.no_grad()
@@ -254,8 +328,8 @@ class Codebook(nn.Module):
         else:
             ids = torch.cat([self._select_chunk(xn[i : i + rows], w, edit, i) for i in range(0, n, rows)])
         if edit:
-            for mask, new_ids in edit.replace:
-                ids = torch.where(mask.to(ids.device)[..., None], new_ids.to(ids.device), ids)
+            for patch in edit.replace:
+                ids = torch.where(patch.tokens.to(ids.device)[..., None], patch.ids.to(ids.device), ids)
         return ids
 
     def _select_chunk(self, xn: Tensor, w: Tensor, edit: CodeEdit | None, start: int) -> Tensor:
@@ -264,11 +338,11 @@ class Codebook(nn.Module):
         else:
             scores = torch.matmul(xn.transpose(0, 1), w.transpose(1, 2))  # (G, n, C)
         if edit:
-            for mask, codes, value in edit.scores:
-                sel = codes[:, None, :]
-                if mask is not None:
-                    sel = sel & mask[start : start + scores.shape[1]].to(sel.device)[None, :, None]
-                scores = scores.masked_fill(sel, value)
+            for op in edit.scores:
+                sel = op.chosen.to(scores.device)[:, None, :]  # (G, 1, C)
+                if op.tokens is not None:
+                    sel = sel & op.tokens[start : start + scores.shape[1]].to(sel.device)[None, :, None]
+                scores = scores.masked_fill(sel, op.value)
         if self.k == 1:
             ids = scores.argmax(-1, keepdim=True)
         else:
@@ -278,30 +352,30 @@ class Codebook(nn.Module):
     def _weights(self, ids: Tensor, edit: CodeEdit) -> Tensor | None:
         if not edit.weights:
             return None
-        weights = torch.ones(ids.shape, dtype=self.codes.dtype, device=ids.device)
+        weights = torch.ones(ids.shape, dtype=self.vectors.dtype, device=ids.device)  # (N, G, k)
         group = torch.arange(self.groups, device=ids.device)[None, :, None]
-        for mask, factor, _ in edit.weights:
-            f = factor.to(ids.device)[group, ids]
-            if mask is not None:
-                f = torch.where(mask.to(ids.device)[:, None, None], f, torch.ones_like(f))
+        for op in edit.weights:
+            f = op.factor.to(ids.device)[group, ids]
+            if op.tokens is not None:
+                f = torch.where(op.tokens.to(ids.device)[:, None, None], f, torch.ones_like(f))
             weights = weights * f
         return weights
 
     def _added(self, edit: CodeEdit, n: int) -> Tensor:
         """(N, G, dg): the code vectors an ``add`` edit puts on top of each token's k codes."""
-        total = self.codes.new_zeros(n, self.groups, self.spec.group_dim)
-        for mask, strength in edit.add:
-            vec = torch.einsum("gc,gcd->gd", strength.to(self.codes), self.codes) / self.k
+        total = self.vectors.new_zeros(n, self.groups, self.spec.group_dim)
+        for op in edit.add:
+            vec = torch.einsum("gc,gcd->gd", op.strength.to(self.vectors), self.vectors) / self.k  # (G, dg)
             per_token = vec.expand(n, -1, -1)
-            if mask is not None:
-                per_token = per_token * mask.to(per_token)[:, None, None]
+            if op.tokens is not None:
+                per_token = per_token * op.tokens.to(per_token)[:, None, None]
             total = total + per_token
         return total
 
     def lookup(self, ids: Tensor, weights: Tensor | None = None) -> Tensor:
-        """Mean of the chosen code vectors: ids (N, G, k) -> (N, G * dg), differentiable in codes."""
+        """Mean of the chosen code vectors: ids (N, G, k) -> (N, G * dg), differentiable in the vectors."""
         n, g, k = ids.shape
-        table = self.codes.reshape(g * self.num_codes, -1)
+        table = self.vectors.reshape(g * self.num_codes, -1)
         offsets = torch.arange(g, device=ids.device)[None, :, None] * self.num_codes
         flat = (ids.clamp_min(0) + offsets).reshape(n * g, k)
         if weights is not None:
@@ -364,9 +438,9 @@ class Codebook(nn.Module):
             if idx.numel() == 0:
                 continue
             rows = torch.randint(0, inputs.shape[0], (idx.numel(),))
-            fresh = inputs[rows.to(inputs.device), g].to(self.codes.dtype)
+            fresh = inputs[rows.to(inputs.device), g].to(self.vectors.dtype)
             fresh = fresh + noise * torch.randn(fresh.shape).to(fresh.device)
-            self.codes.data[g, idx.to(self.codes.device)] = fresh.to(self.codes.device)
+            self.vectors.data[g, idx.to(self.vectors.device)] = fresh.to(self.vectors.device)
             self.steps_since_used[g, idx] = 0
             self.revived[g] += idx.numel()
             total += idx.numel()
@@ -400,11 +474,11 @@ class Codebook(nn.Module):
                 f"tokens (for example more or longer sequences)."
             )
         if match_scale:
-            chunks = x.detach().reshape(-1, self.groups, self.spec.group_dim).to(self.codes.dtype)
+            chunks = x.detach().reshape(-1, self.groups, self.spec.group_dim).to(self.vectors.dtype)
             var, mean = torch.var_mean(chunks, dim=-1, unbiased=False)  # per token and group
             self.ln_weight.data.copy_((var + self.eps).sqrt().mean(0)[:, None].expand_as(self.ln_weight))
             self.ln_bias.data.copy_(mean.mean(0)[:, None].expand_as(self.ln_bias))
-        points = self.normalize(x.detach().to(self.codes.dtype)).transpose(0, 1)  # (G, N, dg)
+        points = self.normalize(x.detach().to(self.vectors.dtype)).transpose(0, 1)  # (G, N, dg)
         g = points.shape[0]
         start = torch.stack([torch.randperm(n, generator=generator)[:c] for _ in range(g)])
         centroids = torch.gather(points, 1, start.to(points.device)[..., None].expand(-1, -1, points.shape[-1]))
@@ -420,5 +494,5 @@ class Codebook(nn.Module):
                 counts.scatter_add_(1, assign, torch.ones_like(assign, dtype=counts.dtype))
             filled = counts > 0
             centroids = torch.where(filled[..., None], sums / counts.clamp_min(1)[..., None], centroids)
-        self.codes.data.copy_(centroids)
+        self.vectors.data.copy_(centroids)
         self.reset_usage()

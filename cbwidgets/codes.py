@@ -10,28 +10,38 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .errors import CodebookError, choices
+from .errors import CodebookError
+from .names import CodebookNames
 
 __all__ = ["Codes"]
 
 
 @dataclass(frozen=True)
 class Codes:
-    """Code ids of shape (batch, tokens, codebooks, k); -1 marks a slot dropped by an ablation.
+    """Code ids of shape (batch, tokens, codebooks, k); ``EMPTY`` (-1) marks an empty slot.
 
-    ``names`` are the codebooks' full names and ``labels`` their short labels, in the order of the
-    third axis; a code reads ``f"{label}.{id}"``.
+    ``codebooks`` names the third axis; any code of it can be named as ``model.ablate`` takes it.
     """
 
     ids: Tensor
-    names: tuple[str, ...]
-    labels: tuple[str, ...]
+    codebooks: CodebookNames
 
     def __post_init__(self) -> None:
-        if self.ids.dim() != 4 or self.ids.shape[2] != len(self.names):
+        if self.ids.dim() != 4 or self.ids.shape[2] != len(self.codebooks):
             raise CodebookError(
-                f"Codes ids must be (batch, tokens, {len(self.names)} codebooks, k); got shape {tuple(self.ids.shape)}."
+                f"Codes ids must be (batch, tokens, {len(self.codebooks)} codebooks, k); got shape "
+                f"{tuple(self.ids.shape)}."
             )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The codebooks' full names, in the order of the third axis."""
+        return self.codebooks.names
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The codebooks' short labels, in the order of the third axis."""
+        return self.codebooks.labels
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -39,13 +49,11 @@ class Codes:
         return (b, t, n, k)
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.codebooks)
 
     def index(self, codebook: str) -> int:
-        for i, (name, label) in enumerate(zip(self.names, self.labels, strict=True)):
-            if codebook in (name, label):
-                return i
-        raise CodebookError(f"unknown codebook {codebook!r}; these codes cover {choices(self.labels)}.")
+        """The position on the third axis of a codebook, by full name or label."""
+        return self.codebooks.index_of(codebook)
 
     def __getitem__(self, codebook: str) -> Tensor:
         """The ids (batch, tokens, k) of one codebook, by full name or label."""
@@ -55,7 +63,7 @@ class Codes:
         return self.ids.detach().cpu().numpy()
 
     def to_frame(self, tokens: Sequence[Sequence[str]] | None = None) -> pd.DataFrame:
-        """One row per (batch, position, codebook, slot) with the code's paste-able name.
+        """One row per (batch, position, codebook, slot): ``id`` and the code's paste-able name ``code``.
 
         ``tokens`` (per batch row, per position) adds a column of token strings.
         """
@@ -63,15 +71,14 @@ class Codes:
         ids = self.numpy()
         grid = np.indices((b, t, n, k)).reshape(4, -1)
         flat = ids.reshape(-1)
-        labels = np.asarray(self.labels, dtype=object)[grid[2]]
         frame = pd.DataFrame(
             {
                 "batch": grid[0],
                 "position": grid[1],
-                "codebook": labels,
+                "codebook": np.asarray(self.labels, dtype=object)[grid[2]],
                 "slot": grid[3],
-                "code": flat,
-                "code_name": [f"{lab}.{c}" if c >= 0 else "" for lab, c in zip(labels, flat, strict=True)],
+                "id": flat,
+                "code": [self.codebooks.code_name(i, c) for i, c in zip(grid[2].tolist(), flat.tolist(), strict=True)],
             }
         )
         if tokens is not None:
@@ -81,10 +88,9 @@ class Codes:
         return frame
 
     def to(self, device: torch.device | str) -> Codes:
-        return Codes(self.ids.to(device), self.names, self.labels)
+        return Codes(self.ids.to(device), self.codebooks)
 
     def __repr__(self) -> str:
         b, t, n, k = self.shape
-        return (
-            f"Codes(batch={b}, tokens={t}, codebooks={n}, k={k}: {', '.join(self.labels[:6])}{'...' if n > 6 else ''})"
-        )
+        more = "..." if n > 6 else ""
+        return f"Codes(batch={b}, tokens={t}, codebooks={n}, k={k}: {', '.join(self.labels[:6])}{more})"

@@ -49,8 +49,9 @@ def _states_per_code(fsm: TokFSM, model: CodebookModel, codebook: str, seed: int
     ids = fsm.sample(64, 64, seed=seed)
     ends = fsm.state_ends(ids.shape[1])
     state_ids = fsm.parse_states(ids[:, 1 : 1 + fsm.digits * len(ends)])
+    book = model.names.index_of(codebook)
     with torch.no_grad():
-        codes = model(ids).codes[codebook][:, ends, 0]
+        codes = model(ids).codes.ids[:, ends, book, 0]
     seen: dict[int, Counter[str]] = {}
     for code, state in zip(codes.flatten().tolist(), state_ids.flatten().tolist(), strict=True):
         seen.setdefault(code, Counter())[fsm.state_text(state)] += 1
@@ -60,7 +61,7 @@ def _states_per_code(fsm: TokFSM, model: CodebookModel, codebook: str, seed: int
         top, count = states.most_common(1)[0]
         rows.append(
             {
-                "code": f"{codebook}.{code}",
+                "code": model.names.code_name(book, code),
                 "fires": total,
                 "states": len(states),
                 "top_state": top,
@@ -120,7 +121,7 @@ def run_demo(
     tokens = fsm.tokenizer().convert_ids_to_tokens(prompt[0].tolist())
     with torch.no_grad():
         output = model(prompt)
-    table = output.codes.to_frame(tokens=[tokens]).pivot(index=["position", "token"], columns="codebook", values="code")
+    table = output.codes.to_frame(tokens=[tokens]).pivot(index=["position", "token"], columns="codebook", values="id")
     table = table[list(output.codes.labels)]
     say("\nWhich codes fire on which tokens (rows: tokens; columns: codebooks layer.head or layer.mlp):")
     say(table.to_string())
@@ -131,12 +132,12 @@ def run_demo(
     purity = float((states["states"] == 1).mean())
     say(f"{purity:.0%} of the layer-1 MLP codes that fired on a state's last digit fire on exactly one state.")
 
-    code = int(output.codes["1.mlp"][0, -1, 0])
+    code = model.names.canonical(("1.mlp", output.codes["1.mlp"][0, -1, 0]))
     probs = output.logits[0, -1].softmax(-1)
-    with model.ablate(("1.mlp", code), positions=[-1]), torch.no_grad():
+    with model.ablate(code, positions=[-1]), torch.no_grad():
         ablated = model(prompt)
     probs_off = ablated.logits[0, -1].softmax(-1)
-    say(f"\nAblating code 1.mlp.{code} at the last token ({tokens[-1]!r}) changes the next-digit prediction:")
+    say(f"\nAblating code {code} at the last token ({tokens[-1]!r}) changes the next-digit prediction:")
     compare = pd.DataFrame({"digit": tokens_for(fsm), "p before": probs.numpy(), "p after": probs_off.numpy()})
     say(compare.sort_values("p before", ascending=False).head(5).to_string(index=False, float_format="%.3f"))
     shift = float((probs - probs_off).abs().sum() / 2)

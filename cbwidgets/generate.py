@@ -109,20 +109,20 @@ def _steps(
 ) -> Generator[tuple[Tensor | None, Any], None, None]:
     """(token or None for the prompt, model output) per step.
 
-    Interventions are entered around each forward only, not across the yields, so two streams
-    with different interventions can take turns on one model.
+    The interventions are checked and compiled once; the plan is entered around each forward
+    only, not across the yields, so two streams with different interventions can take turns on
+    one model.
     """
     prompt_length = ids.shape[1]
-    total = prompt_length + max_new_tokens
-    with torch.no_grad(), model.intervene(*interventions):
-        out = model(ids, use_cache=True, prompt_length=prompt_length, total_length=total)
+    where = {"prompt_length": prompt_length, "total_length": prompt_length + max_new_tokens}
+    plan = model.prepare(*interventions)
+    with torch.no_grad(), model.intervene(plan):
+        out = model(ids, use_cache=True, **where)
     yield None, out
     for _ in range(max_new_tokens):
         token = sample(out.logits[:, -1])
-        with torch.no_grad(), model.intervene(*interventions):
-            out = model(
-                token[:, None], cache=out.cache, use_cache=True, prompt_length=prompt_length, total_length=total
-            )
+        with torch.no_grad(), model.intervene(plan):
+            out = model(token[:, None], cache=out.cache, use_cache=True, **where)
         yield token, out
 
 
@@ -182,7 +182,7 @@ def generate(
     finally:
         model.train(was_training)
     ids = torch.cat(tokens, dim=1)
-    codes = Codes(torch.cat(parts, dim=1), out.codes.names, out.codes.labels)
+    codes = Codes(torch.cat(parts, dim=1), out.codes.codebooks)
     texts = None
     if model.tokenizer is not None:
         texts = tuple(model.tokenizer.decode(row[prompt_length:].tolist()) for row in ids)

@@ -1,11 +1,12 @@
 """CodeIndex: every code of every codebook over a corpus, compact on disk, searchable by regex.
 
 Layout (a folder): ``codes.npy`` (tokens, codebooks, k) as uint16 while ids fit (else uint32), with
-the largest value marking an empty slot; ``tokens.npy`` (int32 token ids); ``doc_starts.npy``
-(int64 offsets, one more than documents); an inverted index in CSR form, ``inv_offsets.npy``
-(codebooks, num_codes + 1) and ``inv_positions.npy`` (uint32 token positions, sorted per code);
-``vocab.json`` (each token id's text) and ``manifest.json``. Opening memory-maps the arrays, so a
-corpus larger than memory works and per-code look-ups touch only that code's positions.
+the dtype's largest value marking an empty slot on disk (every array handed out marks it -1, as
+everywhere else); ``tokens.npy`` (int32 token ids); ``doc_starts.npy`` (int64 offsets, one more
+than documents); an inverted index in CSR form, ``inv_offsets.npy`` (codebooks, num_codes + 1) and
+``inv_positions.npy`` (uint32 token positions, sorted per code); ``vocab.json`` (each token id's
+text) and ``manifest.json`` (the codebooks' names, as the model has them). Opening memory-maps the
+arrays, so a corpus larger than memory works and per-code look-ups touch only that code's positions.
 
 Search follows the codebook-features paper: a regex runs over the decoded text; each match maps to
 the token holding its first character (or group 1's). For each code, recall = matched tokens where
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +29,14 @@ import torch
 
 from .errors import CodebookError
 from .model import CodebookModel
+from .names import EMPTY, CodebookNames
 
 __all__ = ["CodeIndex"]
 
 FORMAT = "cbwidgets-code-index"
-VERSION = 1
+VERSION = 2  # 2: the manifest holds the codebooks' names (1: labels and sizes only)
 _SEPARATOR = "\x00"  # between documents in the search text; belongs to no token
+_ARRAYS = ("codes", "tokens", "doc_starts", "inv_offsets", "inv_positions")
 
 
 @dataclass(frozen=True)
@@ -44,40 +48,72 @@ class _Text:
 
 
 class CodeIndex:
-    """Codes of a corpus; build with ``CodeIndex.build(model, corpus)``, reopen with ``CodeIndex.open``."""
+    """Codes of a corpus; build with ``CodeIndex.build(model, corpus)``, reopen with ``CodeIndex.open``.
+
+    It takes codes in every form ``model.ablate`` takes (``codebooks`` holds the model's names).
+    """
 
     def __init__(
         self,
-        codes: np.ndarray,
+        stored: np.ndarray,
         tokens: np.ndarray,
         doc_starts: np.ndarray,
         vocab: Sequence[str],
-        labels: Sequence[str],
-        num_codes: Sequence[int],
+        codebooks: CodebookNames,
         inv_offsets: np.ndarray | None = None,
         inv_positions: np.ndarray | None = None,
         folder: Path | None = None,
     ) -> None:
-        if codes.ndim != 3 or codes.shape[0] != tokens.shape[0] or codes.shape[1] != len(labels):
+        if stored.ndim != 3 or stored.shape[0] != tokens.shape[0] or stored.shape[1] != len(codebooks):
             raise CodebookError(
-                f"codes {codes.shape} must be (tokens, codebooks, k) with {tokens.shape[0]} tokens and "
-                f"{len(labels)} codebooks."
+                f"codes {stored.shape} must be (tokens, codebooks, k) with {tokens.shape[0]} tokens and "
+                f"{len(codebooks)} codebooks."
             )
         if doc_starts[0] != 0 or doc_starts[-1] != tokens.shape[0] or np.any(np.diff(doc_starts) < 0):
             raise CodebookError("doc_starts must rise from 0 to the number of tokens.")
-        self.codes = codes
+        if any(book.num_codes is None for book in codebooks.codebooks):
+            raise CodebookError("an index needs each codebook's number of codes.")
+        self._stored = stored  # (tokens, codebooks, k) compact ids; the dtype's max marks an empty slot
+        self._empty = int(np.iinfo(stored.dtype).max)
         self.tokens = tokens
         self.doc_starts = doc_starts
         self.vocab = list(vocab)
-        self.labels = list(labels)
-        self.num_codes = [int(c) for c in num_codes]
-        self.empty = int(np.iinfo(codes.dtype).max)
+        self.codebooks = codebooks
         self.folder = folder
         if inv_offsets is None or inv_positions is None:
             inv_offsets, inv_positions = self._invert()
         self.inv_offsets = inv_offsets
         self.inv_positions = inv_positions
         self._text: _Text | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.codebooks.labels)
+
+    @property
+    def num_codes(self) -> list[int]:
+        return [int(book.num_codes or 0) for book in self.codebooks.codebooks]
+
+    @property
+    def k(self) -> int:
+        return int(self._stored.shape[2])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype ids are stored in: uint16, or uint32 for codebooks of 65,535 codes or more."""
+        return self._stored.dtype
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Deprecated: the compact stored ids (empty = the dtype's max); read ``ids(start, stop)``."""
+        warnings.warn("CodeIndex.codes is deprecated; use CodeIndex.ids(start, stop)", DeprecationWarning, 2)
+        return self._stored
+
+    @property
+    def empty(self) -> int:
+        """Deprecated: the stored empty marker; ``ids`` marks empty slots -1 like everything else."""
+        warnings.warn("CodeIndex.empty is deprecated; ids() marks empty slots -1", DeprecationWarning, 2)
+        return self._empty
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -106,12 +142,12 @@ class CodeIndex:
         pieces = [
             (int(doc_starts[i]) + s, d[s : s + window]) for i, d in enumerate(docs) for s in range(0, len(d), window)
         ]
-        labels = list(model.names.labels)
-        num_codes = [cb.num_codes for cb in model.attached.values() for _ in range(cb.groups)]
+        codebooks = model.names
         k = max(cb.k for cb in model.attached.values())
-        dtype = np.uint16 if max(num_codes) < np.iinfo(np.uint16).max else np.uint32
+        largest = max(book.num_codes or 0 for book in codebooks.codebooks)
+        dtype = np.uint16 if largest < np.iinfo(np.uint16).max else np.uint32
         total = sum(len(d) for d in docs)
-        codes = np.empty((total, len(labels), k), dtype=dtype)
+        stored = np.empty((total, len(codebooks), k), dtype=dtype)
         tokens = np.concatenate([np.asarray(d, dtype=np.int32) for d in docs])
         # batch windows of equal length together (no padding needed)
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
@@ -124,33 +160,32 @@ class CodeIndex:
                 for batch in _equal_length_batches(order, pieces, batch_size):
                     ids = torch.tensor([pieces[j][1] for j in batch], dtype=torch.long, device=model.device)
                     found = model(ids).codes.ids.cpu().numpy()  # (B, T, N, k)
-                    found = np.where(found < 0, empty, found).astype(dtype)
+                    found = np.where(found == EMPTY, empty, found).astype(dtype)
                     for row, j in enumerate(batch):
                         at, piece = pieces[j]
-                        codes[at : at + len(piece)] = found[row]
+                        stored[at : at + len(piece)] = found[row]
                     bar.update(int(ids.numel()))
         finally:
             bar.close()
             model.train(was_training)
-        vocab = _vocab_text(model)
-        return cls(codes, tokens, doc_starts, vocab, labels, num_codes)
+        return cls(stored, tokens, doc_starts, _vocab_text(model), codebooks)
 
     def _invert(self) -> tuple[np.ndarray, np.ndarray]:
         """CSR per codebook: positions where each code fires, sorted."""
-        t, n, k = self.codes.shape
+        t, n, k = self._stored.shape
         width = max(self.num_codes) + 1
         offsets = np.zeros((n, width), dtype=np.int64)
         chunks = []
         base = 0
-        for unit in range(n):
-            column = self.codes[:, unit, :].reshape(-1)
+        for book in range(n):
+            column = self._stored[:, book, :].reshape(-1)
             positions = np.repeat(np.arange(t, dtype=np.uint32), k) if k > 1 else np.arange(t, dtype=np.uint32)
-            keep = column != self.empty
+            keep = column != self._empty
             column, positions = column[keep], positions[keep]
             order = np.argsort(column, kind="stable")
             counts = np.bincount(column, minlength=width - 1)[: width - 1]
-            offsets[unit, 1:] = base + np.cumsum(counts)
-            offsets[unit, 0] = base
+            offsets[book, 1:] = base + np.cumsum(counts)
+            offsets[book, 0] = base
             chunks.append(positions[order])
             base += len(order)
         return offsets, np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint32)
@@ -159,18 +194,18 @@ class CodeIndex:
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for name in ("codes", "tokens", "doc_starts", "inv_offsets", "inv_positions"):
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+        arrays = (self._stored, self.tokens, self.doc_starts, self.inv_offsets, self.inv_positions)
+        for name, array in zip(_ARRAYS, arrays, strict=True):
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(array))
         (folder / "vocab.json").write_text(json.dumps(self.vocab))
         manifest = {
             "format": FORMAT,
             "version": VERSION,
-            "labels": self.labels,
-            "num_codes": self.num_codes,
-            "tokens": int(self.tokens.shape[0]),
+            "codebooks": self.codebooks.to_list(),
+            "tokens": self.num_tokens,
             "documents": self.num_documents,
-            "k": int(self.codes.shape[2]),
-            "dtype": str(self.codes.dtype),
+            "k": self.k,
+            "dtype": str(self._stored.dtype),
         }
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
         self.folder = folder
@@ -186,20 +221,20 @@ class CodeIndex:
                 f"{str(folder)!r} holds no code index (no manifest.json); pass the folder save() wrote."
             )
         manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise CodebookError(f"{str(path)!r} is not a version-{VERSION} cbwidgets code index.")
-        arrays = {
-            name: np.load(folder / f"{name}.npy", mmap_mode="r")
-            for name in ("codes", "tokens", "doc_starts", "inv_offsets", "inv_positions")
-        }
+        if manifest.get("format") != FORMAT or manifest.get("version") not in (1, VERSION):
+            raise CodebookError(f"{str(path)!r} is not a version-1 or -{VERSION} cbwidgets code index.")
+        if manifest["version"] == 1:  # labels and sizes only
+            codebooks = CodebookNames.from_labels(manifest["labels"], num_codes=manifest["num_codes"])
+        else:
+            codebooks = CodebookNames.from_list(manifest["codebooks"])
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
         vocab = json.loads((folder / "vocab.json").read_text())
         return cls(
             arrays["codes"],
             arrays["tokens"],
             np.asarray(arrays["doc_starts"]),
             vocab,
-            manifest["labels"],
-            manifest["num_codes"],
+            codebooks,
             arrays["inv_offsets"],
             arrays["inv_positions"],
             folder,
@@ -217,31 +252,46 @@ class CodeIndex:
     def __repr__(self) -> str:
         where = f", folder={str(self.folder)!r}" if self.folder else ""
         return (
-            f"CodeIndex(tokens={self.num_tokens}, documents={self.num_documents}, codebooks={len(self.labels)}, "
-            f"k={self.codes.shape[2]}, dtype={self.codes.dtype}{where})"
+            f"CodeIndex(tokens={self.num_tokens}, documents={self.num_documents}, codebooks={len(self.codebooks)}, "
+            f"k={self.k}, dtype={self._stored.dtype}{where})"
         )
 
-    def _unit(self, code: str) -> tuple[int, int]:
-        label, _, number = str(code).rpartition(".")
-        if label not in self.labels or not number.isdigit():
-            raise CodebookError(
-                f"{code!r} is not a code of this index; name it codebook.code with a codebook from "
-                f"{self.labels[:6]}{'...' if len(self.labels) > 6 else ''}, e.g. {self.labels[0]}.0."
-            )
-        unit, value = self.labels.index(label), int(number)
-        if value >= self.num_codes[unit]:
-            raise CodebookError(f"{code!r}: codebook {label} has codes 0..{self.num_codes[unit] - 1}.")
-        return unit, value
+    def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Code ids (tokens, codebooks, k) of corpus tokens start..stop-1 as int32; -1 marks an empty slot."""
+        block = np.asarray(self._stored[start:stop])
+        return np.where(block == self._empty, EMPTY, block).astype(np.int32)
 
-    def positions(self, code: str) -> np.ndarray:
+    def token_strings(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """The text of corpus tokens start..stop-1, one string per token."""
+        return [self.vocab[t] for t in np.asarray(self.tokens[start:stop]).tolist()]
+
+    def document_span(self, document: int) -> tuple[int, int]:
+        """(first token, one past the last) of a document in the corpus."""
+        if not 0 <= document < self.num_documents:
+            raise CodebookError(f"document {document} is out of range; this index has {self.num_documents}.")
+        return int(self.doc_starts[document]), int(self.doc_starts[document + 1])
+
+    def positions(self, code: Any) -> np.ndarray:
         """Token positions (in corpus order) where ``code`` fires; a slice of the inverted index."""
-        unit, value = self._unit(code)
-        start, stop = self.inv_offsets[unit, value], self.inv_offsets[unit, value + 1]
+        try:
+            book, value = self.codebooks.parse_code(code)
+        except CodebookError as err:
+            raise CodebookError(f"{code!r} is not a code of this index: {err}") from None
+        start, stop = self.inv_offsets[book, value], self.inv_offsets[book, value + 1]
         return np.asarray(self.inv_positions[start:stop], dtype=np.int64)
 
     def firings(self) -> np.ndarray:
         """(codebooks, max num_codes): how many tokens each code fires on."""
         return np.diff(np.asarray(self.inv_offsets), axis=1)
+
+    def code_counts(self, codebook: int, where: np.ndarray | slice) -> np.ndarray:
+        """How often each code of codebook ``codebook`` (an index) fires at the tokens ``where``
+        (a boolean mask, positions, or a slice): (num_codes,)."""
+        return self._count(np.asarray(self._stored[where, codebook, :]), codebook)
+
+    def _count(self, stored: np.ndarray, codebook: int) -> np.ndarray:
+        ids = stored.reshape(-1)
+        return np.bincount(ids[ids != self._empty], minlength=self.num_codes[codebook])
 
     def text(self) -> _Text:
         """The decoded corpus (documents joined by a separator) and each character's token; cached."""
@@ -251,8 +301,8 @@ class CodeIndex:
             parts = []
             owners = []
             for d in range(self.num_documents):
-                a, b = int(self.doc_starts[d]), int(self.doc_starts[d + 1])
-                parts.append("".join(self.vocab[t] for t in np.asarray(self.tokens[a:b]).tolist()))
+                a, b = self.document_span(d)
+                parts.append("".join(self.token_strings(a, b)))
                 owners.append(np.repeat(np.arange(a, b, dtype=np.int64), token_len[a:b]))
                 owners.append(np.array([-1], dtype=np.int64))
             self._text = _Text(_SEPARATOR.join(parts) + _SEPARATOR, np.concatenate(owners))
@@ -285,18 +335,15 @@ class CodeIndex:
             return empty
         firings = self.firings()
         rows = []
-        at = np.asarray(self.codes[matched])  # (M, N, k)
-        for unit, label in enumerate(self.labels):
-            ids = at[:, unit, :].reshape(-1)
-            ids = ids[ids != self.empty]
-            hits = np.bincount(ids, minlength=self.num_codes[unit])
+        at = np.asarray(self._stored[matched])  # (matched, codebooks, k): one read for every codebook
+        for book, label in enumerate(self.labels):
+            hits = self._count(at[:, book], book)
             for value in np.nonzero(hits >= min_matches)[0]:
-                fired = int(firings[unit, value])
+                fired = int(firings[book, value])
                 precision = hits[value] / fired
                 if precision >= min_precision:
-                    rows.append(
-                        (label, f"{label}.{value}", precision, hits[value] / len(matched), int(hits[value]), fired)
-                    )
+                    name = self.codebooks.code_name(book, value)
+                    rows.append((label, name, precision, hits[value] / len(matched), int(hits[value]), fired))
         table = pd.DataFrame(rows, columns=columns)
         table = table.sort_values(["precision", "recall"], ascending=False, ignore_index=True)
         table.attrs["matched_tokens"] = len(matched)
@@ -305,7 +352,7 @@ class CodeIndex:
     def document_of(self, positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.doc_starts), positions, side="right") - 1
 
-    def top_examples(self, code: str, n: int = 10, context: int = 8) -> pd.DataFrame:
+    def top_examples(self, code: Any, n: int = 10, context: int = 8) -> pd.DataFrame:
         """Up to ``n`` firings spread over the corpus, with ``context`` tokens either side.
 
         ``marked`` lists, for each window, the positions in it where the code fires (the firing token
@@ -320,9 +367,9 @@ class CodeIndex:
         fires = set(where.tolist())
         rows = []
         for p, d in zip(chosen.tolist(), docs.tolist(), strict=True):
-            a = max(int(self.doc_starts[d]), p - context)
-            b = min(int(self.doc_starts[d + 1]), p + context + 1)
-            text = [self.vocab[t] for t in np.asarray(self.tokens[a:b]).tolist()]
+            first, last = self.document_span(d)
+            a, b = max(first, p - context), min(last, p + context + 1)
+            text = self.token_strings(a, b)
             rows.append(
                 {
                     "document": d,
@@ -335,22 +382,23 @@ class CodeIndex:
             )
         return pd.DataFrame(rows)
 
-    def topic_codes(self, document: int, min_share: float = 0.3) -> pd.DataFrame:
+    def document_codes(self, document: int, min_share: float = 0.3) -> pd.DataFrame:
         """Codes firing on at least ``min_share`` of one document's tokens, most widespread first."""
-        if not 0 <= document < self.num_documents:
-            raise CodebookError(f"document {document} is out of range; this index has {self.num_documents}.")
-        a, b = int(self.doc_starts[document]), int(self.doc_starts[document + 1])
-        block = np.asarray(self.codes[a:b])
+        a, b = self.document_span(document)
         rows = []
-        for unit, label in enumerate(self.labels):
-            ids = block[:, unit, :].reshape(-1)
-            counts = np.bincount(ids[ids != self.empty], minlength=self.num_codes[unit])
+        for book in range(len(self.codebooks)):
+            counts = self.code_counts(book, slice(a, b))
             for value in np.nonzero(counts >= max(1, min_share * (b - a)))[0]:
-                rows.append((f"{label}.{value}", counts[value] / (b - a), int(counts[value])))
+                rows.append((self.codebooks.code_name(book, value), counts[value] / (b - a), int(counts[value])))
         table = pd.DataFrame(rows, columns=["code", "share", "tokens"])
         return table.sort_values("share", ascending=False, ignore_index=True)
 
-    def code_stats(self, code: str, top: int = 10) -> dict[str, Any]:
+    def topic_codes(self, document: int, min_share: float = 0.3) -> pd.DataFrame:
+        """Deprecated: ``document_codes`` (``cbwidgets.steering.topic_codes`` finds a topic's codes)."""
+        warnings.warn("CodeIndex.topic_codes is now CodeIndex.document_codes", DeprecationWarning, stacklevel=2)
+        return self.document_codes(document, min_share)
+
+    def code_stats(self, code: Any, top: int = 10) -> dict[str, Any]:
         """Frequency (share of tokens), firings, and the tokens it most often fires on."""
         where = self.positions(code)
         counts = np.bincount(np.asarray(self.tokens)[where], minlength=len(self.vocab)) if len(where) else None
@@ -361,7 +409,7 @@ class CodeIndex:
                     break
                 tokens.append((self.vocab[int(t)], int(counts[t])))
         return {
-            "code": code,
+            "code": self.codebooks.canonical(code),
             "firings": len(where),
             "frequency": len(where) / max(1, self.num_tokens),
             "documents": len(np.unique(self.document_of(where))) if len(where) else 0,

@@ -1,10 +1,12 @@
-"""Interventions on codes: values describing what to change, compiled per forward pass.
+"""Interventions on codes: values that say what to change, compiled once per ``with`` block.
 
-An intervention is a frozen value (Ablate, Force, Scale, Patch). ``CodebookModel.intervene(...)``
-resolves it against the model once, when the context is entered, so a bad code name fails before
-any forward; the model keeps the resolved values in an immutable tuple for the duration of the
-``with`` block and restores the previous tuple in ``finally``. Nested contexts compose: inner
-operations apply after outer ones.
+An intervention is a frozen value (Ablate, Force, Scale, Add, Patch) naming codes and positions; it
+knows no model. ``CodebookModel.prepare(...)`` compiles values against one model into an
+``InterventionPlan``: every code name parsed (a bad one fails before any forward), and per site the
+codebook edits with their tables already on the model's device. ``with model.intervene(...)``
+prepares once when the block is entered and restores the previous plan in ``finally``; ``generate``
+prepares once per call. A forward then only turns positions into token masks. Nested contexts
+compose: inner edits apply after outer ones.
 
 Positions are token indices: non-negative ones are absolute (they may name tokens that generation
 has not produced yet), negative ones count from the end of the prompt. ``positions=None`` means
@@ -13,53 +15,79 @@ every position, newly generated ones included; that is how topic steering holds 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from .codebook import CodeEdit
+from .codebook import AddEdit, CodeEdit, ReplaceEdit, ScoreEdit, WeightEdit
 from .codes import Codes
 from .errors import CodebookError, check_choice
-from .names import CodebookNames, CodeRef
+from .names import CodebookNames, CodeRef, code_refs
 
 __all__ = [
+    "ABLATION_MODES",
     "Ablate",
     "Add",
     "Force",
     "Intervention",
+    "InterventionPlan",
     "Patch",
-    "Resolved",
     "Scale",
+    "SiteShape",
     "StepContext",
-    "resolve",
-    "site_edit",
+    "compile_interventions",
+    "positions_tuple",
 ]
 
-Positions = int | Sequence[int] | None
+ABLATION_MODES = ("substitute", "drop")  # what takes an ablated code's slot: the next best code, or nothing
+
+Positions = Any  # an int, a sequence or array of ints (numpy and torch integers too), or None
 
 
-def _codes_tuple(codes: CodeRef | Iterable[CodeRef]) -> tuple[CodeRef, ...]:
-    if isinstance(codes, str) or (isinstance(codes, tuple) and len(codes) == 2 and isinstance(codes[1], int)):
-        return (codes,)
-    return tuple(codes)
+def _position(value: Any) -> int:
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, int):
+        try:
+            value = item()
+        except (ValueError, RuntimeError):
+            raise CodebookError(f"position {value!r} is not one integer; give a list of positions.") from None
+    if isinstance(value, bool):
+        raise CodebookError(f"position {value!r} is not valid; positions are integers (negative count from the end).")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise CodebookError(
+            f"position {value!r} is not valid; positions are integers (negative count from the end)."
+        ) from None
 
 
-def _positions_tuple(positions: Positions) -> tuple[int, ...] | None:
+def positions_tuple(positions: Positions) -> tuple[int, ...] | None:
+    """None (every position), or positions given as an int, a list, or a numpy / torch array."""
     if positions is None:
         return None
-    items = [positions] if isinstance(positions, int) else list(positions)
-    for p in items:
-        if isinstance(p, bool) or not isinstance(p, int):
-            raise CodebookError(f"position {p!r} is not valid; positions are integers (negative count from the end).")
+    if getattr(positions, "ndim", None) == 0 or isinstance(positions, int):
+        return (_position(positions),)
+    if hasattr(positions, "tolist") and not isinstance(positions, list | tuple):
+        positions = positions.tolist()
+    try:
+        items = [_position(p) for p in positions]
+    except TypeError:
+        raise CodebookError(
+            f"positions={positions!r} is not valid; give an int, a list of ints, or None for every position."
+        ) from None
     if not items:
         raise CodebookError("positions is empty; give at least one position, or None for every position.")
     return tuple(items)
 
 
 def _finite(name: str, value: object, meaning: str) -> float:
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, int | float):
+        value = item()
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
         raise CodebookError(f"{name}={value!r} is not valid; give a finite number ({meaning}).")
     return float(value)
@@ -77,9 +105,9 @@ class Ablate:
     def __init__(
         self, codes: CodeRef | Iterable[CodeRef], positions: Positions = None, mode: str = "substitute"
     ) -> None:
-        check_choice("mode", mode, ("substitute", "drop"))
-        object.__setattr__(self, "codes", _codes_tuple(codes))
-        object.__setattr__(self, "positions", _positions_tuple(positions))
+        check_choice("mode", mode, ABLATION_MODES)
+        object.__setattr__(self, "codes", code_refs(codes))
+        object.__setattr__(self, "positions", positions_tuple(positions))
         object.__setattr__(self, "mode", mode)
 
 
@@ -91,8 +119,8 @@ class Force:
     positions: tuple[int, ...] | None = None
 
     def __init__(self, codes: CodeRef | Iterable[CodeRef], positions: Positions = None) -> None:
-        object.__setattr__(self, "codes", _codes_tuple(codes))
-        object.__setattr__(self, "positions", _positions_tuple(positions))
+        object.__setattr__(self, "codes", code_refs(codes))
+        object.__setattr__(self, "positions", positions_tuple(positions))
 
 
 @dataclass(frozen=True)
@@ -104,9 +132,9 @@ class Scale:
     positions: tuple[int, ...] | None = None
 
     def __init__(self, codes: CodeRef | Iterable[CodeRef], factor: float, positions: Positions = None) -> None:
-        object.__setattr__(self, "codes", _codes_tuple(codes))
+        object.__setattr__(self, "codes", code_refs(codes))
         object.__setattr__(self, "factor", _finite("factor", factor, "0 = off, 1 = as is"))
-        object.__setattr__(self, "positions", _positions_tuple(positions))
+        object.__setattr__(self, "positions", positions_tuple(positions))
 
 
 @dataclass(frozen=True)
@@ -123,19 +151,18 @@ class Add:
     positions: tuple[int, ...] | None = None
 
     def __init__(self, codes: CodeRef | Iterable[CodeRef], strength: float = 1.0, positions: Positions = None) -> None:
-        object.__setattr__(self, "codes", _codes_tuple(codes))
+        object.__setattr__(self, "codes", code_refs(codes))
         object.__setattr__(self, "strength", _finite("strength", strength, "1 = one slot's worth"))
-        object.__setattr__(self, "positions", _positions_tuple(positions))
+        object.__setattr__(self, "positions", positions_tuple(positions))
 
 
 @dataclass(frozen=True)
 class Patch:
     """Put the codes of another prompt (``source``, from an earlier forward) into this one.
 
-    ``codebooks`` chooses which (None = all; a site kind, site name, codebook name or label, or a
-    list). ``positions`` are the target positions; ``source_positions`` (default: the same) say
-    where in the source to read. With positions=None every position present in the source is
-    patched.
+    ``codebooks`` chooses which (None = all; see ``CodebookNames.select`` for the forms).
+    ``positions`` are the target positions; ``source_positions`` (default: the same) say where in
+    the source to read. With positions=None every position present in the source is patched.
     """
 
     source: Codes
@@ -156,12 +183,10 @@ class Patch:
             )
         object.__setattr__(self, "source", source)
         object.__setattr__(
-            self,
-            "codebooks",
-            codebooks if codebooks is None or isinstance(codebooks, str) else tuple(codebooks),
+            self, "codebooks", codebooks if codebooks is None or isinstance(codebooks, str) else tuple(codebooks)
         )
-        object.__setattr__(self, "positions", _positions_tuple(positions))
-        object.__setattr__(self, "source_positions", _positions_tuple(source_positions))
+        object.__setattr__(self, "positions", positions_tuple(positions))
+        object.__setattr__(self, "source_positions", positions_tuple(source_positions))
         if self.source_positions is not None and (
             self.positions is None or len(self.positions) != len(self.source_positions)
         ):
@@ -173,109 +198,7 @@ class Patch:
 Intervention = Ablate | Force | Scale | Add | Patch
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """An intervention checked against one model: per site, what to do to which groups and codes."""
-
-    op: Literal["scores", "weights", "replace", "add"]
-    positions: tuple[int, ...] | None
-    per_site: dict[str, Tensor] = field(default_factory=dict)  # (G, C) bool / float, or (G,) bool for replace
-    value: float = 0.0
-    drop: bool = False
-    source: Codes | None = None
-    source_units: dict[str, list[int | None]] = field(default_factory=dict)  # site -> source index per group
-    source_positions: tuple[int, ...] | None = None
-
-
-def _code_table(
-    codes: tuple[CodeRef, ...],
-    names: CodebookNames,
-    sites: dict[str, tuple[int, int]],
-    dtype: torch.dtype,
-    fill: float,
-    rest: float = 1.0,
-) -> dict[str, Tensor]:
-    """Per site, a (G, C) table holding ``fill`` at the named codes (False elsewhere, or ``rest`` for float)."""
-    if not codes:
-        raise CodebookError("no codes given; name at least one code like '0.3.17' or ('1.mlp', 512).")
-    tables: dict[str, Tensor] = {}
-    for ref in codes:
-        index, code = names.parse_code(ref)
-        unit = names.units[index]
-        groups, num_codes = sites[unit.site]
-        if unit.site not in tables:
-            tables[unit.site] = (
-                torch.zeros(groups, num_codes, dtype=dtype)
-                if dtype == torch.bool
-                else torch.full((groups, num_codes), rest, dtype=dtype)
-            )
-        tables[unit.site][unit.group or 0, code] = fill
-    return tables
-
-
-def resolve(
-    intervention: Intervention, names: CodebookNames, sites: dict[str, tuple[int, int]], k: dict[str, int]
-) -> Resolved:
-    """Check one intervention against a model's codebooks; ``sites`` maps site -> (groups, num_codes)."""
-    if isinstance(intervention, Ablate):
-        if intervention.mode == "drop":
-            tables = _code_table(intervention.codes, names, sites, torch.float32, 0.0)
-            return Resolved("weights", intervention.positions, tables, drop=True)
-        masks = _code_table(intervention.codes, names, sites, torch.bool, True)
-        for site, mask in masks.items():
-            left = sites[site][1] - int(mask.sum(1).max())
-            if left < k[site]:
-                raise CodebookError(
-                    f"ablating {int(mask.sum(1).max())} codes of a codebook at {site} leaves {left}, fewer than "
-                    f"k={k[site]}; ablate fewer codes or use mode='drop'."
-                )
-        return Resolved("scores", intervention.positions, masks, value=float("-inf"))
-    if isinstance(intervention, Force):
-        masks = _code_table(intervention.codes, names, sites, torch.bool, True)
-        for site, mask in masks.items():
-            most = int(mask.sum(1).max())
-            if most > k[site]:
-                raise CodebookError(
-                    f"{most} codes forced in one codebook at {site}, but it has only k={k[site]} slots; force at "
-                    f"most {k[site]} codes per codebook there."
-                )
-        return Resolved("scores", intervention.positions, masks, value=float("inf"))
-    if isinstance(intervention, Scale):
-        tables = _code_table(intervention.codes, names, sites, torch.float32, intervention.factor)
-        return Resolved("weights", intervention.positions, tables)
-    if isinstance(intervention, Add):
-        tables = _code_table(intervention.codes, names, sites, torch.float32, intervention.strength, rest=0.0)
-        return Resolved("add", intervention.positions, tables)
-    if isinstance(intervention, Patch):
-        return _resolve_patch(intervention, names, sites)
-    raise CodebookError(
-        f"{intervention!r} is not an intervention; use Ablate, Force, Scale, Add or Patch from cbwidgets."
-    )
-
-
-def _resolve_patch(patch: Patch, names: CodebookNames, sites: dict[str, tuple[int, int]]) -> Resolved:
-    source = patch.source
-    chosen = names.select(patch.codebooks)
-    groups: dict[str, Tensor] = {}
-    source_units: dict[str, list[int | None]] = {}
-    for index in chosen:
-        unit = names.units[index]
-        if unit.name not in source.names:
-            raise CodebookError(
-                f"the patch source has no codes for codebook {unit.label!r}; run the source prompt through "
-                f"the same model with the same codebooks attached."
-            )
-        g_count = sites[unit.site][0]
-        groups.setdefault(unit.site, torch.zeros(g_count, dtype=torch.bool))[unit.group or 0] = True
-        source_units.setdefault(unit.site, [None] * g_count)[unit.group or 0] = source.names.index(unit.name)
-    return Resolved(
-        "replace",
-        patch.positions,
-        groups,
-        source=source,
-        source_units=source_units,
-        source_positions=patch.source_positions,
-    )
+# --------------------------------------------------------------------------- one forward's place
 
 
 @dataclass(frozen=True)
@@ -288,87 +211,242 @@ class StepContext:
     prompt_length: int  # what negative positions count back from
     total_length: int  # the last valid position + 1 (prompt plus planned generation)
 
+    def absolute(self, positions: Sequence[int]) -> list[int]:
+        """Positions as absolute indices; negative ones count back from the prompt's end."""
+        out = []
+        for p in positions:
+            q = p + self.prompt_length if p < 0 else p
+            if not 0 <= q < self.total_length:
+                raise CodebookError(
+                    f"position {p} is out of range for a sequence of {self.total_length} tokens; valid positions "
+                    f"are 0..{self.total_length - 1} or -{self.prompt_length}..-1."
+                )
+            out.append(q)
+        return out
 
-def _absolute(positions: tuple[int, ...], ctx: StepContext) -> list[int]:
-    out = []
-    for p in positions:
-        q = p + ctx.prompt_length if p < 0 else p
-        if not 0 <= q < ctx.total_length:
-            raise CodebookError(
-                f"position {p} is out of range for a sequence of {ctx.total_length} tokens; valid positions are "
-                f"0..{ctx.total_length - 1} or -{ctx.prompt_length}..-1."
-            )
-        out.append(q)
-    return out
-
-
-def _token_mask(positions: tuple[int, ...] | None, ctx: StepContext, device: torch.device) -> Tensor | None:
-    if positions is None:
-        return None
-    step = torch.arange(ctx.offset, ctx.offset + ctx.tokens, device=device)
-    wanted = torch.tensor(_absolute(positions, ctx), device=device)
-    return torch.isin(step, wanted).repeat(ctx.batch)
+    def token_mask(self, positions: tuple[int, ...], device: torch.device) -> Tensor:
+        """(batch * tokens,) bool: the flattened tokens of this forward at those positions."""
+        step = torch.arange(self.offset, self.offset + self.tokens, device=device)
+        wanted = torch.tensor(self.absolute(positions), device=device)
+        return torch.isin(step, wanted).repeat(self.batch)
 
 
-def site_edit(
-    resolved: Sequence[Resolved], site: str, ctx: StepContext, k: int, device: torch.device
-) -> CodeEdit | None:
-    """The CodeEdit for one site in one forward, or None when nothing applies there."""
-    scores: list[tuple[Tensor | None, Tensor, float]] = []
-    weights: list[tuple[Tensor | None, Tensor, bool]] = []
-    replace: list[tuple[Tensor, Tensor]] = []
-    add: list[tuple[Tensor | None, Tensor]] = []
-    for r in resolved:
-        if site not in r.per_site:
-            continue
-        mask = _token_mask(r.positions, ctx, device)
-        table = r.per_site[site].to(device)
-        if r.op == "scores":
-            scores.append((mask, table, r.value))
-        elif r.op == "weights":
-            weights.append((mask, table, r.drop))
-        elif r.op == "add":
-            add.append((mask, table))
+# --------------------------------------------------------------------------- the compiled plan
+
+
+@dataclass(frozen=True)
+class SiteShape:
+    """What compiling needs to know of the codebook at one site."""
+
+    groups: int
+    num_codes: int
+    k: int
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One code edit at one site, waiting only for its positions to become a token mask."""
+
+    positions: tuple[int, ...] | None
+    edit: ScoreEdit | WeightEdit | AddEdit  # with tokens=None
+
+    def at(self, step: StepContext, device: torch.device) -> ScoreEdit | WeightEdit | AddEdit:
+        if self.positions is None:
+            return self.edit
+        return replace(self.edit, tokens=step.token_mask(self.positions, device))
+
+
+@dataclass(frozen=True)
+class _PlannedPatch:
+    """Another prompt's codes for some groups of one site, read per forward at mapped positions."""
+
+    source_ids: Tensor  # (source batch, source tokens, codebooks, k) on the model's device
+    source_index: tuple[int | None, ...]  # per group: the source's codebook axis index, or None
+    positions: tuple[int, ...] | None
+    source_positions: tuple[int, ...] | None
+
+    def at(self, step: StepContext, device: torch.device, k: int, site: str) -> ReplaceEdit:
+        src = self.source_ids.to(device)
+        sb, st = src.shape[:2]
+        if src.shape[3] != k:
+            raise CodebookError(f"the patch source has k={src.shape[3]} codes per token but {site} has k={k}.")
+        if sb not in (1, step.batch):
+            raise CodebookError(f"the patch source has batch {sb}; it must be 1 or match this batch of {step.batch}.")
+        here = range(step.offset, step.offset + step.tokens)
+        if self.positions is None:
+            mapping = {p: p for p in here if p < st}
         else:
-            replace.append(_patch_ids(r, site, ctx, table, k, device))
-    if not (scores or weights or replace or add):
-        return None
-    return CodeEdit(tuple(scores), tuple(weights), tuple(replace), tuple(add))
+            sources = self.source_positions if self.source_positions is not None else self.positions
+            mapping = {}
+            for target, source in zip(step.absolute(self.positions), sources, strict=True):
+                at = source + st if source < 0 else source
+                if not 0 <= at < st:
+                    raise CodebookError(f"source position {source} is out of range for a patch source of {st} tokens.")
+                mapping[target] = at
+        src_pos = torch.tensor([mapping.get(p, -1) for p in here], device=device)  # (tokens,)
+        groups = len(self.source_index)
+        ids = torch.zeros(step.batch, step.tokens, groups, k, dtype=torch.long, device=device)
+        chosen = torch.zeros(groups, dtype=torch.bool, device=device)
+        for g, index in enumerate(self.source_index):
+            if index is not None:
+                ids[:, :, g] = src[:, src_pos.clamp_min(0), index].expand(step.batch, -1, -1)
+                chosen[g] = True
+        mask = ((src_pos >= 0)[None, :, None] & chosen[None, None, :]).expand(step.batch, -1, -1)
+        return ReplaceEdit(mask.reshape(-1, groups), ids.reshape(-1, groups, k))
 
 
-def _patch_ids(
-    r: Resolved, site: str, ctx: StepContext, groups: Tensor, k: int, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """(mask (N, G), ids (N, G, k)) reading the source's codes at the mapped positions."""
-    assert r.source is not None
-    src = r.source.ids.to(device)
-    sb, st = src.shape[:2]
-    if src.shape[3] != k:
-        raise CodebookError(f"the patch source has k={src.shape[3]} codes per token but {site} has k={k}.")
-    if sb not in (1, ctx.batch):
-        raise CodebookError(f"the patch source has batch {sb}; it must be 1 or match this batch of {ctx.batch}.")
-    # source position for each absolute position of this step (-1: not patched)
-    step = range(ctx.offset, ctx.offset + ctx.tokens)
-    if r.positions is None:
-        mapping = {p: p for p in step if p < st}
-    else:
-        targets = _absolute(r.positions, ctx)
-        sources = list(r.source_positions) if r.source_positions is not None else list(r.positions)
-        mapping = {}
-        for t, s in zip(targets, sources, strict=True):
-            s_abs = s + st if s < 0 else s
-            if not 0 <= s_abs < st:
-                raise CodebookError(f"source position {s} is out of range for a patch source of {st} tokens.")
-            mapping[t] = s_abs
-    src_pos = torch.tensor([mapping.get(p, -1) for p in step], device=device)
-    units = r.source_units[site]
-    g_count = len(units)
-    ids = torch.zeros(ctx.batch, ctx.tokens, g_count, k, dtype=torch.long, device=device)
-    valid = src_pos >= 0
-    for g, u in enumerate(units):
-        if u is None:
+Planned = _Planned | _PlannedPatch
+
+
+@dataclass(frozen=True)
+class InterventionPlan:
+    """Interventions checked against one model: per site, the edits to make, in order.
+
+    Enter it with ``model.intervene(plan)`` as often as needed (each generated token, say); it is
+    never checked again. Sites whose edits hold at every position get their ``CodeEdit`` built here,
+    once; the others build only their token masks per forward.
+    """
+
+    sites: Mapping[str, tuple[Planned, ...]] = field(default_factory=dict)
+    shapes: Mapping[str, SiteShape] = field(default_factory=dict)
+    _fixed: dict[str, CodeEdit] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for site, planned in self.sites.items():
+            if all(isinstance(p, _Planned) and p.positions is None for p in planned):
+                self._fixed[site] = _collect(p.edit for p in planned if isinstance(p, _Planned))
+
+    def __bool__(self) -> bool:
+        return bool(self.sites)
+
+    def then(self, inner: InterventionPlan) -> InterventionPlan:
+        """This plan, then ``inner``'s edits after it at every site (how nested contexts compose)."""
+        if not inner:
+            return self
+        if not self:
+            return inner
+        sites = dict(self.sites)
+        for site, planned in inner.sites.items():
+            sites[site] = sites.get(site, ()) + planned
+        return InterventionPlan(sites, {**self.shapes, **inner.shapes})
+
+    def edit(self, site: str, step: StepContext, device: torch.device) -> CodeEdit | None:
+        """The CodeEdit for one site in one forward, or None when nothing applies there."""
+        planned = self.sites.get(site)
+        if not planned:
+            return None
+        fixed = self._fixed.get(site)
+        if fixed is not None:
+            return fixed
+        k = self.shapes[site].k
+        return _collect(p.at(step, device) if isinstance(p, _Planned) else p.at(step, device, k, site) for p in planned)
+
+
+def _collect(edits: Iterable[ScoreEdit | WeightEdit | AddEdit | ReplaceEdit]) -> CodeEdit:
+    parts: dict[type, list[Any]] = {ScoreEdit: [], WeightEdit: [], ReplaceEdit: [], AddEdit: []}
+    for e in edits:
+        parts[type(e)].append(e)
+    return CodeEdit(tuple(parts[ScoreEdit]), tuple(parts[WeightEdit]), tuple(parts[ReplaceEdit]), tuple(parts[AddEdit]))
+
+
+def compile_interventions(
+    interventions: Iterable[Intervention | InterventionPlan],
+    names: CodebookNames,
+    shapes: Mapping[str, SiteShape],
+    device: torch.device,
+) -> InterventionPlan:
+    """Check intervention values against a model's codebooks (``shapes``: site -> its codebook's
+    groups, codes and k) and compile them into one plan; plans among them are kept as they are."""
+    plan = InterventionPlan()
+    for intervention in interventions:
+        if isinstance(intervention, InterventionPlan):
+            plan = plan.then(intervention)
             continue
-        picked = src[:, src_pos.clamp_min(0), u]  # (sb, tokens, k)
-        ids[:, :, g] = picked.expand(ctx.batch, -1, -1)
-    mask = (valid[None, :, None] & groups[None, None, :]).expand(ctx.batch, -1, -1)
-    return mask.reshape(-1, g_count), ids.reshape(-1, g_count, k)
+        planned = _compile_one(intervention, names, shapes, device)
+        plan = plan.then(InterventionPlan(planned, {site: shapes[site] for site in planned}))
+    return plan
+
+
+def _compile_one(
+    intervention: Any, names: CodebookNames, shapes: Mapping[str, SiteShape], device: torch.device
+) -> dict[str, tuple[Planned, ...]]:
+    if isinstance(intervention, Patch):
+        return _compile_patch(intervention, names, shapes, device)
+    if not isinstance(intervention, Ablate | Force | Scale | Add):
+        raise CodebookError(
+            f"{intervention!r} is not an intervention; use Ablate, Force, Scale, Add or Patch from cbwidgets."
+        )
+    positions = intervention.positions
+    if isinstance(intervention, Ablate) and intervention.mode == "drop":
+        tables = _code_tables(intervention.codes, names, shapes, 0.0, device)
+        return {s: (_Planned(positions, WeightEdit(t, drop=True)),) for s, t in tables.items()}
+    if isinstance(intervention, Ablate | Force):
+        masks = _code_tables(intervention.codes, names, shapes, True, device)
+        removing = isinstance(intervention, Ablate)
+        for site, mask in masks.items():
+            most, k, size = int(mask.sum(1).max()), shapes[site].k, shapes[site].num_codes
+            if removing and size - most < k:
+                raise CodebookError(
+                    f"ablating {most} codes of a codebook at {site} leaves {size - most}, fewer than k={k}; ablate "
+                    f"fewer codes or use mode='drop'."
+                )
+            if not removing and most > k:
+                raise CodebookError(
+                    f"{most} codes forced in one codebook at {site}, but it has only k={k} slots; force at most {k} "
+                    f"codes per codebook there."
+                )
+        value = float("-inf") if removing else float("inf")
+        return {s: (_Planned(positions, ScoreEdit(m, value)),) for s, m in masks.items()}
+    if isinstance(intervention, Scale):
+        tables = _code_tables(intervention.codes, names, shapes, intervention.factor, device)
+        return {s: (_Planned(positions, WeightEdit(t)),) for s, t in tables.items()}
+    tables = _code_tables(intervention.codes, names, shapes, intervention.strength, device, rest=0.0)
+    return {s: (_Planned(positions, AddEdit(t)),) for s, t in tables.items()}
+
+
+def _code_tables(
+    codes: tuple[CodeRef, ...],
+    names: CodebookNames,
+    shapes: Mapping[str, SiteShape],
+    fill: bool | float,
+    device: torch.device,
+    rest: float = 1.0,
+) -> dict[str, Tensor]:
+    """Per site, a (G, C) table: ``fill`` at the named codes, False (bool) or ``rest`` elsewhere."""
+    if not codes:
+        raise CodebookError("no codes given; name at least one code like '0.3.17' or ('1.mlp', 512).")
+    tables: dict[str, Tensor] = {}
+    for index, code in names.parse_codes(codes):
+        book = names.codebooks[index]
+        site = book.site or book.name
+        shape = shapes[site]
+        if site not in tables:
+            size = (shape.groups, shape.num_codes)
+            tables[site] = (
+                torch.zeros(size, dtype=torch.bool)
+                if isinstance(fill, bool)
+                else torch.full(size, rest, dtype=torch.float32)
+            )
+        tables[site][book.group, code] = fill
+    return {site: table.to(device) for site, table in tables.items()}
+
+
+def _compile_patch(
+    patch: Patch, names: CodebookNames, shapes: Mapping[str, SiteShape], device: torch.device
+) -> dict[str, tuple[Planned, ...]]:
+    source = patch.source
+    per_site: dict[str, list[int | None]] = {}
+    for index in names.select(patch.codebooks):
+        book = names.codebooks[index]
+        if book.name not in source.names:
+            raise CodebookError(
+                f"the patch source has no codes for codebook {book.label!r}; run the source prompt through "
+                f"the same model with the same codebooks attached."
+            )
+        site = book.site or book.name
+        per_site.setdefault(site, [None] * shapes[site].groups)[book.group] = source.names.index(book.name)
+    ids = source.ids.to(device)
+    return {
+        site: (_PlannedPatch(ids, tuple(index), patch.positions, patch.source_positions),)
+        for site, index in per_site.items()
+    }

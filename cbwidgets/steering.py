@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from .index import CodeIndex
 from .interventions import Add, Force, Intervention, Scale
 from .lm_metrics import batch_scores
 from .model import CodebookModel
+from .names import code_refs
 
 __all__ = [
     "REFERENCE_PROMPTS",
@@ -83,12 +85,13 @@ def topic_codes(
     share of its firings on the topic word itself. Codes above ``max_word_share`` are left out:
     they say "this token is the word", not "this story is about it", and held on at every position
     they make the model repeat the word instead of telling a story about it. ``codebooks`` narrows
-    the candidates: labels (``"0.3"``), or a prefix such as ``"0."`` for all of layer 0. At most
+    the candidates (any form ``CodebookNames.select`` takes: a label ``"0.3"``, a layer ``"0"``, a
+    prefix such as ``"0."``, a site kind, a list). At most
     ``per_codebook`` codes come from one codebook (Force fills at most k slots).
     """
     check_positive_int("per_codebook", per_codebook)
     check_positive_int("limit", limit)
-    units = _units(index, codebooks)
+    books = index.codebooks.select(codebooks)
     _regex(topic)
     words = index.matches(topic, ignore_case=True)  # the tokens where the topic word starts
     counts = np.bincount(index.document_of(words), minlength=index.num_documents)
@@ -98,23 +101,22 @@ def topic_codes(
         table = pd.DataFrame(columns=columns)
         table.attrs["documents"] = 0
         return table
-    starts = np.asarray(index.doc_starts)
     inside = np.zeros(index.num_tokens, dtype=bool)
     for d in chosen.tolist():
-        inside[starts[d] : starts[d + 1]] = True
+        a, b = index.document_span(d)
+        inside[a:b] = True
     topic_tokens = int(inside.sum())
     firings = index.firings()
     rows = []
-    for unit in units:
-        within, on_word = (_counts(index, unit, where) for where in (inside, words))
-        total = firings[unit]
+    for book in books:
+        within, on_word = index.code_counts(book, inside), index.code_counts(book, words)
+        total = firings[book]
         share = on_word / np.maximum(total, 1)
         ok = np.nonzero((total >= min_firings) & (share <= max_word_share))[0]
-        label = index.labels[unit]
+        label = index.labels[book]
         for c in ok.tolist():
-            rows.append(
-                (f"{label}.{c}", label, within[c] / total[c], within[c] / topic_tokens, share[c], int(total[c]))
-            )
+            name = index.codebooks.code_name(book, c)
+            rows.append((name, label, within[c] / total[c], within[c] / topic_tokens, share[c], int(total[c])))
     table = pd.DataFrame(rows, columns=columns[:-1])
     table = table.sort_values(["precision", "coverage"], ascending=False, ignore_index=True)
     table = table.groupby("codebook", sort=False).head(per_codebook).head(limit).reset_index(drop=True)
@@ -123,31 +125,11 @@ def topic_codes(
     return table
 
 
-def _counts(index: CodeIndex, unit: int, where: np.ndarray) -> np.ndarray:
-    """How often each code of one codebook fires at the given tokens (a mask or positions)."""
-    ids = np.asarray(index.codes[where, unit, :]).reshape(-1)
-    return np.bincount(ids[ids != index.empty], minlength=index.num_codes[unit])
-
-
-def _units(index: CodeIndex, codebooks: str | Sequence[str] | None) -> list[int]:
-    if codebooks is None:
-        return list(range(len(index.labels)))
-    wanted = [codebooks] if isinstance(codebooks, str) else list(codebooks)
-    units = [i for i, label in enumerate(index.labels) if any(label == w or label.startswith(w) for w in wanted)]
-    if not units:
-        raise CodebookError(
-            f"no codebook of this index matches {codebooks!r}; its codebooks are {index.labels[:12]}"
-            + (" ..." if len(index.labels) > 12 else "")
-            + ' (give labels like "0.3" or a prefix like "0.").'
-        )
-    return units
-
-
-def steering(codes: Iterable[str], rule: str = "replace", strength: float = 1.0) -> tuple[Intervention, ...]:
+def steering(codes: Any, rule: str = "replace", strength: float = 1.0) -> tuple[Intervention, ...]:
     """The interventions that hold ``codes`` on. ``replace``: they take k slots (Force), scaled by
     ``strength``; ``add``: they are added on top of the natural codes with that strength."""
     check_choice("rule", rule, RULES)
-    codes = tuple(codes)
+    codes = code_refs(codes)
     if not codes:
         raise CodebookError("no codes to steer with; pick some with topic_codes(index, topic).")
     if rule == "add":

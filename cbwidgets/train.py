@@ -26,7 +26,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .errors import CodebookError, check_choice, check_positive_int
 from .model import CodebookModel
 
-__all__ = ["TrainConfig", "TrainResult", "batch_for_step", "train"]
+__all__ = ["Callback", "Data", "TrainConfig", "TrainResult", "batch_for_step", "train"]
 
 Data = Tensor | Callable[[int, int], Tensor]
 Callback = Callable[[dict[str, Any]], None]

@@ -1,36 +1,30 @@
 // AblationPanel: the codes at a chosen token, each with a toggle and a scale slider; the
 // next-token predictions before and after; the prompt with per-token change marks.
-// Every change is numbered (`request`); answers for older requests are not painted.
+// Every change is a request (request.js); answers to older requests are not painted.
 
 import { diverging } from "./colour.js";
-import { readCodes, readFloats } from "./wire.js";
+import { readCodes, readVector } from "./wire.js";
+import { codeName, EMPTY } from "./names.js";
 import { tokenSpan, tokenText } from "./tokens.js";
-import { createFrame, divs } from "./frame.js";
-import { showError } from "./errors.js";
+import { createFrame, divs, radios } from "./frame.js";
+import { createRequests } from "./request.js";
 
 const pct = (p) => (Number.isFinite(p) ? `${(100 * p).toFixed(1)}%` : "-");
 
 function render({ model, el }) {
-  const { root, error, status, tooltip } = createFrame(el, "cbw-ablation");
+  const { root, error, status, tooltip } = createFrame(el, "cbw-ablation", model);
   root.append(error);
   const [prompt, body] = divs(root, "cbw-ab-prompt", "cbw-ab-body");
   const [controls, preds] = divs(body, "cbw-ab-controls", "cbw-ab-preds");
   root.append(status);
 
-  let sent = model.get("request");
-  const edits = new Map(); // code -> scale, for codes switched on
+  const requests = createRequests(model, root);
+  const send = requests.send;
+  const edits = new Map(); // code name -> scale, for codes switched on
 
   function readEdits() {
     edits.clear();
     for (const e of model.get("edits")) edits.set(e.code, Number(e.scale ?? 0));
-  }
-
-  function send(changes) {
-    sent += 1;
-    for (const [key, value] of Object.entries(changes)) model.set(key, value);
-    model.set("request", sent);
-    root.classList.add("cbw-busy");
-    model.save_changes();
   }
 
   function sendEdits() {
@@ -40,8 +34,8 @@ function render({ model, el }) {
   // ---------------------------------------------------------------- prompt
   function paintPrompt() {
     const tokens = model.get("tokens");
-    const before = readFloats(model.get("next_before"));
-    const after = readFloats(model.get("next_after"));
+    const before = readVector(model.get("next_before"));
+    const after = readVector(model.get("next_after"));
     const position = model.get("position");
     let maxAbs = 0;
     const change = tokens.map((_, t) => {
@@ -88,7 +82,7 @@ function render({ model, el }) {
 
   // -------------------------------------------------------------- controls
   function paintControls() {
-    const data = readCodes(model.get("codes"), model.get("shape"));
+    const data = readCodes(model.get("ids"));
     const labels = model.get("labels");
     const names = model.get("names");
     const t = model.get("position");
@@ -99,22 +93,20 @@ function render({ model, el }) {
     for (let n = 0; n < data.N; n++) {
       for (let k = 0; k < data.K; k++) {
         const id = data.at(t, n, k);
-        if (id < 0) continue;
-        rows.push(codeRow(`${labels[n]}.${id}`, names[n]));
+        if (id === EMPTY) continue;
+        rows.push(codeRow(codeName(labels[n], id), names[n]));
       }
     }
-    const mode = radios("mode", ["substitute", "drop"], model.get("mode"), (v) => send({ mode: v }));
+    const choices = model.get("choices");
+    const mode = radios("mode", choices.mode || [], model.get("mode"), (v) => send({ mode: v }));
     mode.title = "at scale 0: substitute = the next most similar code takes its place; drop = nothing does";
-    const where = radios("where", ["everywhere", "token"], model.get("where"), (v) => send({ where: v }));
+    const where = radios("where", choices.where || [], model.get("where"), (v) => send({ where: v }));
     where.title = "edit the code wherever it fires in the prompt, or only at this token";
     const reset = document.createElement("button");
     reset.className = "cbw-ab-reset";
     reset.textContent = "Reset";
     reset.title = "back to the untouched model";
-    reset.addEventListener("click", () => {
-      edits.clear();
-      sendEdits();
-    });
+    reset.addEventListener("click", () => send({}, "reset")); // the kernel clears the edits and answers
     const bar = document.createElement("div");
     bar.className = "cbw-ab-bar";
     bar.append(mode, where, reset);
@@ -176,8 +168,8 @@ function render({ model, el }) {
   // ----------------------------------------------------------- predictions
   function paintPredictions() {
     const tokens = model.get("top_tokens");
-    const before = readFloats(model.get("p_before"));
-    const after = readFloats(model.get("p_after"));
+    const before = readVector(model.get("p_before"));
+    const after = readVector(model.get("p_after"));
     const head = document.createElement("div");
     head.className = "cbw-ab-pred cbw-ab-pred-head";
     for (const text of ["next token", "before", "after", "change"]) head.appendChild(cell(text));
@@ -209,31 +201,23 @@ function render({ model, el }) {
   }
 
   function paintResult() {
-    if (model.get("answered") < sent) return; // an older answer: a newer request is on its way
-    root.classList.remove("cbw-busy");
     paintPrompt();
     paintPredictions();
     status.textContent = model.get("status");
   }
 
-  model.on("change:answered", paintResult);
+  requests.onAnswer(paintResult);
   model.on("change:position", paintControls);
   model.on("change:edits", () => {
-    // the kernel echoes the view's own edits back: repaint only for edits made elsewhere (Python),
-    // so a slider being dragged is never replaced under the pointer
+    // the kernel echoes the view's own edits back: repaint only for edits made elsewhere (Python,
+    // Reset), so a slider being dragged is never replaced under the pointer
     const local = JSON.stringify([...edits].map(([code, scale]) => ({ code, scale })));
     if (JSON.stringify(model.get("edits")) === local) return;
     readEdits();
     paintControls();
   });
-  model.on("change:error", () => {
-    showError(error, model.get("error"));
-    if (model.get("error")) root.classList.remove("cbw-busy");
-  });
-  showError(error, model.get("error"));
   readEdits();
   paintControls();
-  sent = model.get("answered");
   paintResult();
   return () => tooltip.hide();
 }
@@ -242,24 +226,6 @@ function cell(text) {
   const div = document.createElement("div");
   div.textContent = text;
   return div;
-}
-
-function radios(name, values, current, onChange) {
-  const group = document.createElement("span");
-  group.className = "cbw-ab-radios";
-  const id = `cbw-${name}-${Math.random().toString(36).slice(2)}`;
-  for (const value of values) {
-    const label = document.createElement("label");
-    const input = document.createElement("input");
-    input.type = "radio";
-    input.name = id;
-    input.value = value;
-    input.checked = value === current;
-    input.addEventListener("change", () => input.checked && onChange(value));
-    label.append(input, document.createTextNode(value));
-    group.appendChild(label);
-  }
-  return group;
 }
 
 export default { render };

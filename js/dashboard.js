@@ -3,13 +3,13 @@
 // heatmap beside; click a similar code to switch the dashboard to it.
 
 import { diverging } from "./colour.js";
-import { readFloats } from "./wire.js";
+import { readVector } from "./wire.js";
 import { tokenSpan } from "./tokens.js";
 import { createFrame, divs } from "./frame.js";
-import { showError } from "./errors.js";
+import { createRequests } from "./request.js";
 
 function render({ model, el }) {
-  const { root, error, status } = createFrame(el, "cbw-dashboard");
+  const { root, error, status } = createFrame(el, "cbw-dashboard", model);
   root.append(error);
   const [title, summary, hist, columns] = divs(root, "cbw-db-title", "cbw-db-summary", "cbw-db-hist", "cbw-db-columns");
   const [examples, side] = divs(columns, "cbw-db-examples", "cbw-db-side");
@@ -28,7 +28,7 @@ function render({ model, el }) {
   }
 
   function paintHistogram() {
-    const bins = readFloats(model.get("hist"));
+    const bins = readVector(model.get("hist"));
     const max = Math.max(1e-9, ...bins);
     const bars = [...bins].map((v, i) => {
       const bar = document.createElement("div");
@@ -86,23 +86,22 @@ function render({ model, el }) {
     side.replaceChildren(...parts);
   }
 
+  const requests = createRequests(model, root);
   examples.addEventListener("click", (event) => {
     const row = event.target.closest(".cbw-db-example");
     if (!row) return;
-    model.set("opened_example", Number(row.dataset.i));
-    model.save_changes();
+    requests.send({ opened_example: Number(row.dataset.i) });
   });
   side.addEventListener("click", (event) => {
     const row = event.target.closest(".cbw-db-similar");
     if (!row) return;
     status.textContent = `opening ${row.dataset.code} ...`;
-    model.set("code", row.dataset.code);
-    model.save_changes();
+    requests.send({ code: row.dataset.code });
   });
-  for (const name of ["stats", "hist", "examples", "effects", "similar", "opened_example"]) model.on(`change:${name}`, paint);
-  model.on("change:status", () => (status.textContent = model.get("status")));
-  model.on("change:error", () => showError(error, model.get("error")));
-  showError(error, model.get("error"));
+  requests.onAnswer(() => {
+    paint();
+    status.textContent = model.get("status");
+  });
   status.textContent = model.get("status");
   paint();
 }

@@ -4,15 +4,15 @@
 
 import { codeColour } from "./colour.js";
 import { readCodes } from "./wire.js";
+import { codeName, EMPTY } from "./names.js";
 import { tokenSpan, tokenText } from "./tokens.js";
 import { createFrame, divs } from "./frame.js";
-import { showError } from "./errors.js";
 
 const ROW = 22; // px per token row
 const OVERSCAN = 12; // rows rendered beyond the visible ones
 
 function render({ model, el }) {
-  const { root, error, status, tooltip } = createFrame(el, "cbw-heatmap");
+  const { root, error, status, tooltip } = createFrame(el, "cbw-heatmap", model);
   root.append(error, status);
   const [scroller] = divs(root, "cbw-hm-scroll");
   const [spacer] = divs(scroller, "cbw-hm-spacer");
@@ -23,7 +23,7 @@ function render({ model, el }) {
   let painted = [-1, -1];
 
   function load() {
-    const codes = readCodes(model.get("codes"), model.get("shape"));
+    const codes = readCodes(model.get("ids"));
     data = {
       tokens: model.get("tokens"),
       labels: model.get("labels"),
@@ -44,13 +44,8 @@ function render({ model, el }) {
   }
 
   function readSelected() {
-    const ref = model.get("selected");
-    selected = null;
-    if (!ref) return;
-    const cut = ref.lastIndexOf(".");
-    const column = data.labels.indexOf(ref.slice(0, cut));
-    const id = Number(ref.slice(cut + 1));
-    if (column >= 0 && Number.isInteger(id)) selected = { column, id };
+    const at = model.get("selected_at"); // [codebook, id]: set by a click here or by the kernel
+    selected = at && at.length === 2 && at[0] < data.N ? { column: at[0], id: at[1] } : null;
   }
 
   function fires(t, column, id) {
@@ -65,7 +60,8 @@ function render({ model, el }) {
     }
     let count = 0;
     for (let t = 0; t < data.T; t++) if (fires(t, selected.column, selected.id)) count++;
-    status.textContent = `code ${data.labels[selected.column]}.${selected.id} fires on ${count} of ${data.T} tokens`;
+    const name = codeName(data.labels[selected.column], selected.id);
+    status.textContent = `code ${name} fires on ${count} of ${data.T} tokens`;
   }
 
   function paint(force = false) {
@@ -94,7 +90,7 @@ function render({ model, el }) {
     let lit = false;
     for (let n = 0; n < data.N; n++) {
       const id = data.at(t, n, 0);
-      const cell = cellText("cbw-hm-cell", id < 0 ? "" : String(id));
+      const cell = cellText("cbw-hm-cell", id === EMPTY ? "" : String(id));
       cell.dataset.n = String(n);
       cell.style.background = codeColour(id);
       if (selected) {
@@ -119,8 +115,8 @@ function render({ model, el }) {
     const columns = cell ? [Number(cell.dataset.n)] : [...Array(data.N).keys()];
     for (const n of columns.slice(0, 16)) {
       const ids = [];
-      for (let k = 0; k < data.K; k++) if (data.at(t, n, k) >= 0) ids.push(data.at(t, n, k));
-      rows.push([data.names[n], ids.length ? ids.map((id) => `${data.labels[n]}.${id}`).join(", ") : "none"]);
+      for (let k = 0; k < data.K; k++) if (data.at(t, n, k) !== EMPTY) ids.push(data.at(t, n, k));
+      rows.push([data.names[n], ids.length ? ids.map((id) => codeName(data.labels[n], id)).join(", ") : "none"]);
     }
     if (columns.length > 16) rows.push([`... ${columns.length - 16} more codebooks`, ""]);
     tooltip.show(event, rows);
@@ -132,19 +128,17 @@ function render({ model, el }) {
     const t = Number(cell.closest(".cbw-hm-row").dataset.t);
     const n = Number(cell.dataset.n);
     const id = data.at(t, n, 0);
-    if (id < 0) return;
-    const ref = `${data.labels[n]}.${id}`;
-    model.set("selected", model.get("selected") === ref ? "" : ref);
+    if (id === EMPTY) return;
+    const again = selected && selected.column === n && selected.id === id; // a second click clears
+    model.set("selected_at", again ? [] : [n, id]);
     model.save_changes();
   });
 
-  model.on("change:selected", () => {
+  model.on("change:selected_at", () => {
     readSelected();
     paint(true);
   });
-  for (const name of ["codes", "shape", "tokens", "labels"]) model.on(`change:${name}`, load);
-  model.on("change:error", () => showError(error, model.get("error")));
-  showError(error, model.get("error"));
+  for (const name of ["ids", "tokens", "labels"]) model.on(`change:${name}`, load);
   load();
   return () => tooltip.hide();
 }

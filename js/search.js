@@ -1,14 +1,14 @@
 // CodeSearch: a regex box; matching codes sorted by precision, updated as you type (debounced).
 // Clicking a row sets `opened`, which Python turns into that code's dashboard.
 
-import { readFloats, readInts } from "./wire.js";
+import { readVector } from "./wire.js";
 import { createFrame, divs } from "./frame.js";
-import { showError } from "./errors.js";
+import { createRequests } from "./request.js";
 
 const DEBOUNCE_MS = 150;
 
 function render({ model, el }) {
-  const { root, error, status } = createFrame(el, "cbw-search");
+  const { root, error, status } = createFrame(el, "cbw-search", model);
   const input = document.createElement("input");
   input.type = "text";
   input.className = "cbw-se-input";
@@ -16,28 +16,20 @@ function render({ model, el }) {
   input.value = model.get("pattern");
   root.append(input, error, status);
   const [table] = divs(root, "cbw-se-table");
-  let sent = model.get("answered");
+  const requests = createRequests(model, root);
   let timer = null;
 
   input.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      sent += 1;
-      model.set("pattern", input.value);
-      model.set("request", sent);
-      root.classList.add("cbw-busy");
-      model.save_changes();
-    }, DEBOUNCE_MS);
+    timer = setTimeout(() => requests.send({ pattern: input.value }), DEBOUNCE_MS);
   });
 
   function paint() {
-    if (model.get("answered") < sent) return;
-    root.classList.remove("cbw-busy");
-    const codes = model.get("codes");
-    const precision = readFloats(model.get("precision"));
-    const recall = readFloats(model.get("recall"));
-    const matches = readInts(model.get("matches"));
-    const firings = readInts(model.get("firings"));
+    const codes = model.get("code_names");
+    const precision = readVector(model.get("precision"));
+    const recall = readVector(model.get("recall"));
+    const matches = readVector(model.get("matches"));
+    const firings = readVector(model.get("firings"));
     status.textContent = model.get("summary");
     const head = row(["code", "precision", "recall", "matches", "firings"], "cbw-se-row cbw-se-head");
     const rows = codes.map((code, i) =>
@@ -68,13 +60,8 @@ function render({ model, el }) {
     model.set("opened", row.dataset.code);
     model.save_changes();
   });
-  model.on("change:answered", paint);
+  requests.onAnswer(paint);
   model.on("change:opened", paint);
-  model.on("change:error", () => {
-    showError(error, model.get("error"));
-    if (model.get("error")) root.classList.remove("cbw-busy");
-  });
-  showError(error, model.get("error"));
   paint();
 }
 

@@ -1,9 +1,9 @@
 // SteeringPanel: topic word -> candidate codes to tick; rule, strength and sampling settings;
 // Generate streams default and steered samples side by side (topic words marked); Stop ends it.
 
-import { readFloats } from "./wire.js";
-import { createFrame, divs } from "./frame.js";
-import { showError } from "./errors.js";
+import { readVector } from "./wire.js";
+import { createFrame, divs, radios } from "./frame.js";
+import { createRequests } from "./request.js";
 
 const DEBOUNCE_MS = 250;
 
@@ -64,22 +64,16 @@ function marked(text, regex) {
 }
 
 function render({ model, el }) {
-  const { root, error, status } = createFrame(el, "cbw-steering");
+  const { root, error, status } = createFrame(el, "cbw-steering", model);
   const [top, picker, controls] = divs(root, "cbw-st-top", "cbw-st-picker", "cbw-st-controls");
   const prompt = field(top, "prompt", input("text", "cbw-st-prompt"));
   prompt.value = model.get("prompt");
   const topic = field(top, "topic word", input("text", "cbw-st-topic", { placeholder: "e.g. dragon" }));
   topic.value = model.get("topic");
 
-  const rules = document.createElement("span");
-  rules.className = "cbw-st-rules";
-  for (const rule of ["replace", "add"]) {
-    const r = input("radio", "cbw-st-rule", { name: "cbw-st-rule-" + Math.random().toString(36).slice(2), value: rule });
-    r.checked = model.get("rule") === rule;
-    const l = document.createElement("label");
-    l.append(r, document.createTextNode(" " + rule));
-    rules.appendChild(l);
-  }
+  const requests = createRequests(model, root);
+  const rules = radios("rule", model.get("choices").rule || [], model.get("rule"), (v) => send("rule", v));
+  rules.classList.add("cbw-st-rules");
   controls.appendChild(rules);
   const strength = field(controls, "strength", input("range", "cbw-st-strength", { min: 0, max: 10, step: 0.1 }));
   const strengthValue = document.createElement("span");
@@ -113,9 +107,8 @@ function render({ model, el }) {
   let timer = null;
   topic.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(() => send("topic", topic.value), DEBOUNCE_MS);
+    timer = setTimeout(() => requests.send({ topic: topic.value }), DEBOUNCE_MS); // the kernel finds candidates
   });
-  rules.addEventListener("change", (event) => send("rule", event.target.value));
   for (const [el, key, parse] of numbers) {
     el.addEventListener("change", () => {
       const value = parse(el.value);
@@ -123,12 +116,9 @@ function render({ model, el }) {
     });
   }
   strength.addEventListener("input", () => (strengthValue.textContent = Number(strength.value).toFixed(1)));
-  go.addEventListener("click", () => {
-    // settle any edit still in a box before asking for a run
-    model.set("prompt", prompt.value);
-    send("run", model.get("run") + 1);
-  });
-  stop.addEventListener("click", () => send("halt", model.get("halt") + 1));
+  // settle any edit still in the prompt box before asking for a run
+  go.addEventListener("click", () => requests.send({ prompt: prompt.value }, "generate"));
+  stop.addEventListener("click", () => requests.send({}, "stop"));
   picker.addEventListener("change", (event) => {
     const box = event.target.closest(".cbw-st-pick");
     if (!box) return;
@@ -146,8 +136,8 @@ function render({ model, el }) {
 
   function paintCandidates() {
     const codes = model.get("candidates");
-    const precision = readFloats(model.get("precision"));
-    const coverage = readFloats(model.get("coverage"));
+    const precision = readVector(model.get("precision"));
+    const coverage = readVector(model.get("coverage"));
     const chosen = new Set(model.get("chosen"));
     const head = document.createElement("div");
     head.className = "cbw-st-row cbw-st-head";
@@ -225,8 +215,10 @@ function render({ model, el }) {
   for (const key of ["strength", "temperature", "seed", "samples", "max_new_tokens", "rule", "prompt", "topic"]) {
     model.on("change:" + key, paintSettings);
   }
-  model.on("change:error", () => showError(error, model.get("error")));
-  showError(error, model.get("error"));
+  requests.onAnswer(() => {
+    status.textContent = model.get("status");
+    paintRunning(); // busy while sampling runs on after the answer to Generate
+  });
   status.textContent = model.get("status");
   paintSettings();
   paintCandidates();

@@ -1,4 +1,7 @@
-// Numbers arrive as binary traitlets: a DataView over little-endian int32 (codes) or float32.
+// Arrays arrive as the kernel's Array traits send them: {shape, dtype, data} with data a binary
+// buffer (a DataView). This is the one reader; widgets/base.py's Array is its twin in Python.
+
+const TYPES = { int32: Int32Array, float32: Float32Array, uint16: Uint16Array, uint32: Uint32Array };
 
 function asBytes(value) {
   if (value instanceof DataView) return value;
@@ -7,23 +10,24 @@ function asBytes(value) {
   return new DataView(new ArrayBuffer(0));
 }
 
-/** Code ids (T, N, K) int32; -1 marks no code. Returns sizes and an accessor. */
-export function readCodes(value, shape) {
-  const view = asBytes(value);
-  const [T, N, K] = shape && shape.length === 3 ? shape : [0, 0, 1];
-  const count = Math.min(T * N * K, view.byteLength >> 2);
-  const ids = new Int32Array(view.buffer.slice(view.byteOffset, view.byteOffset + 4 * count));
-  return { T, N, K, ids, at: (t, n, k) => ids[(t * N + n) * K + k] };
+/** An array trait as { shape, values } (a typed array); an empty one when nothing was sent. */
+export function readArray(value) {
+  if (!value || !value.data || !TYPES[value.dtype]) return { shape: [0], values: new Float32Array(0) };
+  const Type = TYPES[value.dtype];
+  const bytes = asBytes(value.data);
+  const count = Math.floor(bytes.byteLength / Type.BYTES_PER_ELEMENT);
+  const values = new Type(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + count * Type.BYTES_PER_ELEMENT));
+  return { shape: value.shape, values };
 }
 
-/** A float32 vector. */
-export function readFloats(value) {
-  const view = asBytes(value);
-  return new Float32Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+/** The values of a 1-D array trait. */
+export function readVector(value) {
+  return readArray(value).values;
 }
 
-/** An int32 vector. */
-export function readInts(value) {
-  const view = asBytes(value);
-  return new Int32Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+/** Code ids (T, N, K); -1 marks an empty slot. Returns sizes and an accessor. */
+export function readCodes(value) {
+  const { shape, values } = readArray(value);
+  const [T, N, K] = shape.length === 3 ? shape : [0, 0, 1];
+  return { T, N, K, ids: values, at: (t, n, k) => values[(t * N + n) * K + k] };
 }

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cbwidgets.widgets.harness import mount
+from tests.harness import mount
 
 __all__ = ["FLAGS", "SHOTS", "chromium_path", "mount", "shot"]
 

@@ -43,7 +43,7 @@ def test_similar_codes_are_nearest_by_cosine_and_exclude_the_code() -> None:
     assert "2.mlp.753" not in set(table["code"]) and len(table) == 4
     assert table["cosine"].is_monotonic_decreasing
     first = int(table["code"].iloc[0].rsplit(".", 1)[1])
-    codes = model.attached["layers.2.mlp"].codes.detach()[0]
+    codes = model.attached["layers.2.mlp"].vectors.detach()[0]
     expected = torch.nn.functional.cosine_similarity(codes[first], codes[753], dim=0)
     assert table["cosine"].iloc[0] == pytest.approx(float(expected), abs=1e-5)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cbwidgets.codebook import Codebook, CodeEdit
+from cbwidgets.codebook import Codebook, CodeEdit, ReplaceEdit, ScoreEdit, WeightEdit
 
 
 def _brute_force_ids(cb: Codebook, x: torch.Tensor) -> torch.Tensor:
@@ -13,7 +13,7 @@ def _brute_force_ids(cb: Codebook, x: torch.Tensor) -> torch.Tensor:
     xn = cb.normalize(x).detach()
     out = []
     for g in range(cb.groups):
-        codes = cb.codes.detach()[g]
+        codes = cb.vectors.detach()[g]
         v = xn[:, g]
         if cb.spec.similarity == "inner":
             scores = v @ codes.T
@@ -30,7 +30,7 @@ def _brute_force_ids(cb: Codebook, x: torch.Tensor) -> torch.Tensor:
 def test_snap_matches_brute_force(similarity: str, groups: int, k: int) -> None:
     torch.manual_seed(0)
     cb = Codebook(50, 32, k=k, groups=groups, similarity=similarity)
-    cb.codes.data *= torch.rand(groups, 50, 1) * 3  # unequal norms, so the similarities disagree
+    cb.vectors.data *= torch.rand(groups, 50, 1) * 3  # unequal norms, so the similarities disagree
     x = torch.randn(2, 7, 32)
     snap = cb(x)
     assert snap.ids.shape == (2, 7, groups, k)
@@ -45,7 +45,7 @@ def test_output_is_mean_of_chosen_codes_per_group() -> None:
     snap = cb(x)
     for t in range(5):
         for g in range(3):
-            want = cb.codes[g, snap.ids[t, g]].mean(0)
+            want = cb.vectors[g, snap.ids[t, g]].mean(0)
             assert torch.allclose(snap.output[t, g * 4 : (g + 1) * 4], want, atol=1e-6)
 
 
@@ -56,7 +56,7 @@ def test_grouped_equals_independent_codebooks() -> None:
     out = grouped(x)
     for g in range(2):
         single = Codebook(16, 4, k=2)
-        single.codes.data.copy_(grouped.codes.data[g : g + 1])
+        single.vectors.data.copy_(grouped.vectors.data[g : g + 1])
         single.ln_weight.data.copy_(grouped.ln_weight.data[g : g + 1])
         single.ln_bias.data.copy_(grouped.ln_bias.data[g : g + 1])
         alone = single(x[:, g * 4 : (g + 1) * 4])
@@ -89,7 +89,7 @@ def test_loss_routes_gradients_as_documented() -> None:
         assert snap.loss is not None
         snap.loss.backward()
         input_grad = 0.0 if xin.grad is None else float(xin.grad.abs().sum())
-        grads[loss] = (cb.codes.grad is not None and bool(cb.codes.grad.abs().sum() > 0), input_grad)
+        grads[loss] = (cb.vectors.grad is not None and bool(cb.vectors.grad.abs().sum() > 0), input_grad)
     assert grads["aeloss"] == (True, 0.0)  # codes only
     assert grads["vqvae"][0] and grads["vqvae"][1] > 0  # codes, plus the commitment term on the input
     assert grads["fullaeloss"][0] and grads["fullaeloss"][1] > 0
@@ -101,14 +101,14 @@ def test_task_gradient_reaches_only_chosen_codes() -> None:
     x = torch.randn(4, 8)
     snap = cb(x)
     snap.output.sum().backward()
-    touched = (cb.codes.grad[0].abs().sum(-1) > 0).nonzero().flatten()
+    touched = (cb.vectors.grad[0].abs().sum(-1) > 0).nonzero().flatten()
     assert set(touched.tolist()) == set(snap.ids.flatten().tolist())
 
 
 def test_vqvae_output_carries_no_task_gradient_to_codes() -> None:
     cb = Codebook(30, 8, k=1, loss="vqvae")
     cb(torch.randn(4, 8)).output.sum().backward()
-    assert cb.codes.grad is None or cb.codes.grad.abs().sum() == 0
+    assert cb.vectors.grad is None or cb.vectors.grad.abs().sum() == 0
 
 
 def test_inference_mode_has_no_loss_and_keeps_dtype() -> None:
@@ -135,22 +135,22 @@ def test_edit_substitute_force_drop_scale_replace() -> None:
     natural = cb(x).ids
     banned = torch.zeros(1, 12, dtype=torch.bool)
     banned[0, natural[0, 0, 0]] = True
-    sub = cb(x, CodeEdit(scores=((None, banned, float("-inf")),))).ids
+    sub = cb(x, CodeEdit(scores=(ScoreEdit(banned, float("-inf")),))).ids
     assert not (sub == natural[0, 0, 0]).any()
     assert (sub >= 0).all()
     forced = torch.zeros(1, 12, dtype=torch.bool)
     forced[0, 11] = True
     mask = torch.tensor([False, True, False, False, True])
-    ids = cb(x, CodeEdit(scores=((mask, forced, float("inf")),))).ids
+    ids = cb(x, CodeEdit(scores=(ScoreEdit(forced, float("inf"), tokens=mask),))).ids
     assert ((ids == 11).any(-1).flatten() == mask | (natural == 11).any(-1).flatten()).all()
     zero = torch.ones(1, 12)
     zero[0, natural[0, 0, 0]] = 0.0
-    dropped = cb(x, CodeEdit(weights=((None, zero, True),)))
+    dropped = cb(x, CodeEdit(weights=(WeightEdit(zero, drop=True),)))
     assert dropped.ids[0, 0, 0] == -1
-    assert torch.allclose(dropped.output[0], cb.codes[0, natural[0, 0, 1]] / 2, atol=1e-6)
+    assert torch.allclose(dropped.output[0], cb.vectors[0, natural[0, 0, 1]] / 2, atol=1e-6)
     new = torch.full((5, 1, 2), 3)
     rmask = torch.tensor([[True], [False], [False], [False], [False]])
-    replaced = cb(x, CodeEdit(replace=((rmask, new),))).ids
+    replaced = cb(x, CodeEdit(replace=(ReplaceEdit(rmask, new),))).ids
     assert replaced[0].tolist() == [[3, 3]] and torch.equal(replaced[1:], natural[1:])
 
 
@@ -202,6 +202,6 @@ def test_usage_counters_and_revival() -> None:
     assert int(cb.revived.sum()) == revived
     assert int(cb.dead_codes().sum()) == 0
     # every revived code now sits within noise of some current input
-    fresh = cb.codes.detach()[0, dead[0]]
+    fresh = cb.vectors.detach()[0, dead[0]]
     nearest = torch.cdist(fresh, inputs[:, 0]).min(-1).values
     assert float(nearest.max()) < 1e-2

@@ -10,6 +10,7 @@ import torch
 
 from cbwidgets import CodebookError
 from cbwidgets.index import CodeIndex
+from cbwidgets.names import CodebookNames
 from cbwidgets.tokfsm import TokFSM, load_default
 from tests.tiny import tiny_model
 
@@ -19,7 +20,7 @@ def _hand_made() -> CodeIndex:
     vocab = ["he", "llo", " wor", "ld"]
     tokens = np.array([0, 1, 2, 3, 1, 3], dtype=np.int32)
     codes = np.array([0, 1, 2, 3, 1, 2], dtype=np.uint16).reshape(6, 1, 1)
-    return CodeIndex(codes, tokens, np.array([0, 4, 6]), vocab, ["0.mlp"], [4])
+    return CodeIndex(codes, tokens, np.array([0, 4, 6]), vocab, CodebookNames.from_labels(["0.mlp"], num_codes=[4]))
 
 
 def test_search_precision_and_recall_by_hand() -> None:
@@ -54,8 +55,10 @@ def test_lookups_examples_topics_and_stats() -> None:
         [1, 4, "", "llo", "ld"],
     ]
     assert examples["marked"].tolist() == [[1], [4]]
-    topics = index.topic_codes(1, min_share=0.5)
+    topics = index.document_codes(1, min_share=0.5)
     assert set(topics["code"]) == {"0.mlp.1", "0.mlp.2"} and topics["share"].tolist() == [0.5, 0.5]
+    with pytest.warns(DeprecationWarning, match="document_codes"):  # the old name, for one release
+        assert index.topic_codes(1, min_share=0.5).equals(topics)
     stats = index.code_stats("0.mlp.2")
     assert stats["firings"] == 2 and stats["documents"] == 2 and stats["top_tokens"] == [(" wor", 1), ("ld", 1)]
 
@@ -63,17 +66,18 @@ def test_lookups_examples_topics_and_stats() -> None:
 def test_default_model_has_precise_codes_for_a_state(tmp_path: Path) -> None:
     model, fsm = load_default(), TokFSM()
     index = CodeIndex.build(model, fsm.sample(200, 128, seed=11), batch_size=32, progress=False)
-    assert index.codes.dtype == np.uint16 and index.codes.shape == (200 * 128, 20, 1)
+    assert index.dtype == np.uint16 and index.ids().shape == (200 * 128, 20, 1)
     table = index.search("4(2)", min_matches=10)  # the last digit of state 42 (and of some misaligned pairs)
     best = table.iloc[0]
     assert best["precision"] >= 0.95 and best["matches"] >= 20
     # the index holds exactly what a forward gives
     ids = fsm.sample(200, 128, seed=11)[:3]
-    assert np.array_equal(index.codes[:384, :, 0], model(ids).codes.ids[:, :, :, 0].reshape(384, 20).numpy())
+    assert np.array_equal(index.ids(0, 384)[:, :, 0], model(ids).codes.ids[:, :, :, 0].reshape(384, 20).numpy())
 
     index.save(tmp_path / "idx")
     reopened = CodeIndex.open(tmp_path / "idx")
-    assert isinstance(reopened.codes, np.memmap) and isinstance(reopened.inv_positions, np.memmap)
+    assert isinstance(reopened._stored, np.memmap) and isinstance(reopened.inv_positions, np.memmap)
+    assert reopened.codebooks == index.codebooks  # the model's names travel with the index
     assert reopened.search("4(2)", min_matches=10).equals(table)
     code = best["code"]
     assert np.array_equal(reopened.positions(code), index.positions(code))
@@ -87,14 +91,14 @@ def test_documents_longer_than_the_context_are_read_in_windows() -> None:
     assert index.num_tokens == 300 and index.num_documents == 1
     with torch.no_grad():
         second = model(long[:, 128:256]).codes.ids[0, :, :, 0].numpy()
-    assert np.array_equal(index.codes[128:256, :, 0], second)
+    assert np.array_equal(index.ids(128, 256)[:, :, 0], second)
 
 
 def test_wide_codebooks_use_uint32() -> None:
     model = tiny_model("gpt_neox", attach=False)
     model.attach("layers.0.mlp", num_codes=70_000)
     index = CodeIndex.build(model, [[1, 2, 3, 4], [5, 6]], progress=False)
-    assert index.codes.dtype == np.uint32 and index.num_documents == 2 and index.labels == ["0.mlp"]
+    assert index.dtype == np.uint32 and index.num_documents == 2 and index.labels == ["0.mlp"]
 
 
 @pytest.mark.parametrize(
@@ -103,7 +107,7 @@ def test_wide_codebooks_use_uint32() -> None:
         (lambda i: i.search("4(2"), "not a valid regular expression"),
         (lambda i: i.positions("9.mlp.1"), "not a code of this index"),
         (lambda i: i.positions("0.mlp.7"), "has codes 0..3"),
-        (lambda i: i.topic_codes(5), "out of range"),
+        (lambda i: i.document_codes(5), "out of range"),
     ],
 )
 def test_bad_queries_are_explained(call, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -197,7 +197,7 @@ def test_interventions_via_generate_argument(model) -> None:  # type: ignore[no-
     prompt = tiny_data(1, 5)
     gen = model.generate(prompt, max_new_tokens=4, seed=0, interventions=[Ablate("1.mlp.0"), Ablate("1.mlp.1")])
     assert not ((gen.codes["1.mlp"] == 0) | (gen.codes["1.mlp"] == 1)).any()
-    assert model._state.interventions == ()
+    assert not model._state.plan
 
 
 def test_forcing_more_codes_than_slots_is_refused(model) -> None:  # type: ignore[no-untyped-def]
@@ -214,7 +214,7 @@ def test_add_puts_the_code_vector_on_top_where_asked(model) -> None:  # type: ig
     with model.add(("1.mlp", 5), 3.0, positions=[4]):
         added = _run(model, x)
         after = model.record(site, x)[site].reshape(2, 9, -1)
-    expected = 3.0 * codebook.codes[0, 5].detach() / codebook.k
+    expected = 3.0 * codebook.vectors[0, 5].detach() / codebook.k
     assert torch.allclose(after[:, 4] - before[:, 4], expected.expand(2, -1), atol=1e-5)
     assert torch.equal(after[:, :4], before[:, :4])  # earlier positions untouched
     assert torch.equal(added.codes["1.mlp"], natural.codes["1.mlp"])  # the codes that fired are reported as before

@@ -73,12 +73,12 @@ def test_codes_table_and_numpy() -> None:
     frame = codes.to_frame(tokens=[[f"t{i}" for i in range(4)]] * 2)
     assert len(frame) == 2 * 4 * len(codes) * 1
     row = frame.iloc[0]
-    assert row["code_name"] == f"{row['codebook']}.{row['code']}"
+    assert row["code"] == f"{row['codebook']}.{row['id']}"
     assert row["token"] == "t0"
     assert torch.equal(codes["0.mlp"], codes.ids[:, :, codes.index("layers.0.mlp")])
     # a code name read from the table can be pasted into an intervention
-    with model.ablate(row["code_name"]), torch.no_grad():
-        assert (model(tiny_data(2, 4)).codes[row["codebook"]] != row["code"]).all()
+    with model.ablate(row["code"]), torch.no_grad():
+        assert (model(tiny_data(2, 4)).codes[row["codebook"]] != row["id"]).all()
 
 
 def test_mixed_k_pads_with_minus_one() -> None:
@@ -153,14 +153,14 @@ def test_kmeans_init_without_match_scale_keeps_layernorm_and_reads_normalize_onl
     data = tiny_data(8, 16)
     model.kmeans_init(data, iters=5, match_scale=False)
     assert all(bool((cb.ln_weight == 2.0).all()) for cb in model.attached.values())
-    inputs = model._codebook_inputs(data)
+    inputs = model.codebook_inputs(data)
     assert set(inputs) == set(model.attached)
     assert inputs["layers.1.mlp"].shape == (8 * 16, 32)
     # the codes are centroids of those inputs: every normalised input is near some code
     cb = model.attached["layers.1.mlp"]
     with torch.no_grad():
         points = cb.normalize(inputs["layers.1.mlp"])[:, 0]
-    nearest = torch.cdist(points, cb.codes.detach()[0]).min(-1).values
+    nearest = torch.cdist(points, cb.vectors.detach()[0]).min(-1).values
     spread = torch.cdist(points, points).mean()
     assert float(nearest.mean()) < 0.5 * float(spread)
 

@@ -35,4 +35,7 @@ def test_lazy_widget_names_are_the_widget_package() -> None:
     import cbwidgets
     import cbwidgets.widgets
 
-    assert set(cbwidgets._WIDGETS) == set(cbwidgets.widgets.__all__)
+    assert cbwidgets.widgets.__all__ == list(cbwidgets.WIDGET_NAMES)
+    for name in cbwidgets.WIDGET_NAMES:  # each name is the widget package's object, reached lazily
+        assert getattr(cbwidgets, name) is getattr(cbwidgets.widgets, name)
+        assert name in cbwidgets.__all__

@@ -70,7 +70,7 @@ def test_shipped_storyteller_loads_fast_and_matches_its_metrics() -> None:
     assert list(model.attached) == ["layers.0.attn_preproj", "layers.1.attn_preproj"]
     assert sum(f.stat().st_size for f in STORYTELLER_DIR.rglob("*") if f.is_file()) < 20e6
     shipped = json.loads((STORYTELLER_DIR / "metrics.json").read_text())
-    final = {r["mode"]: r for r in shipped["held_out"] if r["model"] == "storyteller"}
+    final = {r["mode"]: r for r in shipped["metrics"] if r["phase"] == "finetune"}
     _, held = split_stories(load_stories())
     now = lm_metrics(model, [s.text for s in held[:24]], modes=("codebooks",))
     # the shipped weights are float16; 24 of the held-out stories land close to the full figure
@@ -88,20 +88,24 @@ def test_storyteller_writes_a_story() -> None:
 def test_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
     stories = load_stories()[:120]
     recipe = StoryRecipe(
-        vocab_size=300, width=32, heads=4, mlp=64, context=64, num_codes=16, k=2, batch_size=4,
-        base_steps=4, joint_steps=3, kmeans_sequences=8, kmeans_iters=2,
+        vocab_size=300, width=32, heads=4, mlp=64, length=64, num_codes=16, k=2, batch_size=4,
+        base_steps=4, finetune_steps=3, kmeans_sequences=8, kmeans_iters=2,
     )  # fmt: skip
     trained = train_storyteller(recipe, stories, progress=False)
     assert list(trained.metrics["model"]) == ["base (no codes)", "k-means codes in", "storyteller", "storyteller"]
-    assert set(trained.seconds) == {"tokenizer", "base", "kmeans", "joint"}
+    assert list(trained.metrics["phase"]) == ["base", "kmeans", "finetune", "finetune"]
+    assert set(trained.seconds) == {"tokenizer", "base", "kmeans", "finetune"}
     assert (trained.history["step"].iloc[-1]) == 3
     folder = save_storyteller(trained, tmp_path / "st", half=False)
     again = storyteller(folder)
     ids = again.tokenize("A cat")
     with torch.no_grad():
         assert torch.allclose(again(ids).logits, trained.model(ids).logits, atol=1e-5)
-    assert json.loads((folder / "recipe.json").read_text())["num_codes"] == 16
-    with pytest.raises(CodebookError, match="holds no storyteller"):
+    saved = json.loads((folder / "recipe.json").read_text())
+    assert saved["num_codes"] == 16 and saved["recipe"] == "StoryRecipe"
+    assert StoryRecipe(**{k: v for k, v in saved.items() if k != "recipe"}) == recipe  # the recipe travels whole
+    assert json.loads((folder / "metrics.json").read_text())["metrics"] == trained.metrics.to_dict("records")
+    with pytest.raises(CodebookError, match="holds no saved storyteller"):
         storyteller(tmp_path)
 
 

@@ -13,7 +13,7 @@ import torch
 
 from cbwidgets import CodebookError, CodebookModel
 from cbwidgets.tokfsm import (
-    Recipe,
+    FSMRecipe,
     TokFSM,
     build_default_model,
     first_transition_accuracy,
@@ -77,10 +77,10 @@ def test_load_default_prints_no_rope_warning(capfd: pytest.CaptureFixture[str]) 
 
 
 def test_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
-    recipe = Recipe(base_steps=4, code_steps=2, kmeans_sequences=8, kmeans_iters=1, batch_size=4)
+    recipe = FSMRecipe(base_steps=4, finetune_steps=2, kmeans_sequences=8, kmeans_iters=1, batch_size=4)
     trained = train_default(recipe, progress=False)
-    assert set(trained.seconds) == {"base", "kmeans", "codes"}
-    assert list(trained.history["phase"].unique()) == ["base", "codes"]
+    assert set(trained.seconds) == {"base", "kmeans", "finetune"}
+    assert list(trained.history["phase"].unique()) == ["base", "finetune"]
     assert trained.history["lm_loss"].notna().all()
     folder = save_default(trained, tmp_path / "m", half=False)
     assert json.loads((folder / "recipe.json").read_text())["base_steps"] == 4
@@ -101,14 +101,14 @@ def test_build_default_model_is_untrained_but_complete() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"base_steps": 0}, "base_steps"),
-        ({"code_steps": -1}, "code_steps=-1"),
+        ({"base_steps": -1}, "base_steps=-1"),
+        ({"finetune_steps": -1}, "finetune_steps=-1"),
         ({"kmeans_sequences": 0}, "kmeans_sequences"),
     ],
 )
 def test_bad_recipes_are_explained(changes: dict[str, int], message: str) -> None:
     with pytest.raises(CodebookError, match=message):
-        Recipe(**changes)
+        FSMRecipe(**changes)
 
 
 def test_train_fsm_command_trains_saves_and_reports(tmp_path: Path) -> None:
@@ -143,5 +143,5 @@ def test_train_fsm_rejects_bad_steps(capsys: pytest.CaptureFixture[str]) -> None
     from cbwidgets.cli import main
 
     with pytest.raises(SystemExit):
-        main(["train-fsm", "--base-steps", "0"])
-    assert "--base-steps 0 is not valid" in capsys.readouterr().err
+        main(["train-fsm", "--base-steps", "-1"])
+    assert "--base-steps -1 is not valid" in capsys.readouterr().err

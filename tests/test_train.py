@@ -43,10 +43,10 @@ def test_reconstruction_loss_falls_and_metrics_are_reported() -> None:
 def test_frozen_base_is_untouched_and_codebooks_have_no_weight_decay() -> None:
     model = tiny_model("gpt2")
     base = {k: v.clone() for k, v in model.model.state_dict().items()}
-    codes = model.attached["layers.0.mlp"].codes.detach().clone()
+    codes = model.attached["layers.0.mlp"].vectors.detach().clone()
     train(model, tiny_data(), TrainConfig(steps=5, batch_size=8, freeze_base=True, progress=False))
     assert all(torch.equal(base[k], v) for k, v in model.model.state_dict().items())
-    assert not torch.equal(codes, model.attached["layers.0.mlp"].codes.detach())
+    assert not torch.equal(codes, model.attached["layers.0.mlp"].vectors.detach())
     assert all(p.requires_grad for p in model.model.parameters())  # flags restored afterwards
 
     from cbwidgets.train import _param_groups
@@ -165,4 +165,4 @@ def test_bf16_mixed_precision_trains_and_keeps_float32_codes() -> None:
         model, tiny_data(), TrainConfig(steps=20, batch_size=8, log_every=5, mixed_precision="bf16", progress=False)
     )
     assert result.history["reconstruction"].iloc[-1] < 0.6 * result.history["reconstruction"].iloc[0]
-    assert all(cb.codes.dtype == torch.float32 for cb in model.attached.values())
+    assert all(cb.vectors.dtype == torch.float32 for cb in model.attached.values())

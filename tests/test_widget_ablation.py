@@ -59,8 +59,7 @@ def test_per_token_marks_track_the_real_next_token(model: Any, prompt: torch.Ten
     code = f"2.mlp.{int(panel.ids[20, 14, 0])}"
     panel.edits = [{"code": code, "scale": 0.0}]
     panel.mode = "drop"
-    before = np.frombuffer(panel.next_before, dtype="<f4")
-    after = np.frombuffer(panel.next_after, dtype="<f4")
+    before, after = panel.next_before, panel.next_after
     assert np.isnan(before[0]) and np.isnan(after[0]) and len(before) == 41
     with torch.no_grad():
         base = model(prompt).logits[0].softmax(-1)

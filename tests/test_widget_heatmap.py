@@ -29,7 +29,8 @@ def test_from_model_decodes_tokens_and_ships_codes_as_bytes(model: Any) -> None:
     assert widget.tokens[0] == "<bos>" and len(widget.tokens) == 33
     assert widget.labels == list(model.names.labels)
     assert widget.names[0] == "layers.0.attn_preproj.0"
-    assert isinstance(widget.get_state()["codes"], bytes | memoryview)
+    sent = widget.get_state()["ids"]  # what crosses the wire: a binary buffer with its shape and dtype
+    assert isinstance(sent["data"], bytes | memoryview) and sent["shape"] == [33, 20, 1] and sent["dtype"] == "int32"
     expected = model(ids).codes.ids[0].numpy()
     assert np.array_equal(widget.ids, expected)
     assert repr(widget) == "CodeHeatmap(tokens=33, codebooks=20, k=1, selected=None)"
@@ -125,7 +126,7 @@ def test_two_thousand_tokens_are_virtualised(page: Any) -> None:
     page.locator(".cbw-hm-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
     page.wait_for_selector(".cbw-hm-row[data-t='2047']")
     assert page.locator(".cbw-hm-row").count() < 80
-    assert len(widget.codes) < 1_000_000
+    assert widget.ids.nbytes < 1_000_000
 
 
 def test_callback_errors_show_in_the_widget(page: Any) -> None:

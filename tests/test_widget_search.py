@@ -10,8 +10,8 @@ import cbwidgets
 from cbwidgets import CodebookError
 from cbwidgets.index import CodeIndex
 from cbwidgets.tokfsm import TokFSM, load_default
-from cbwidgets.widgets.harness import mount
 from tests.browser import shot
+from tests.harness import mount
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_search_table_is_the_index_search(index: CodeIndex) -> None:
     assert "Traceback" not in search.error
     assert search.table["code"].tolist() == expected["code"].tolist()  # the last good table stays
     search.pattern = ""
-    assert search.error == "" and search.codes == []
+    assert search.error == "" and search.code_names == []
 
 
 def test_dashboard_reads_the_index_and_the_model(index: CodeIndex, model: Any) -> None:

@@ -67,7 +67,8 @@ def test_stop_ends_generation_early_and_errors_say_what_to_do(model: Any, index:
     panel.chosen = []
     with pytest.raises(CodebookError, match="no codes ticked; type a topic word"):
         panel.generate()
-    panel.run += 1  # a click in the view: the error shows in the widget
+    panel.set_state({"request": panel.request + 1, "command": "generate"})  # Generate in the view
+    assert panel.answered == panel.request  # answered, with the error shown in the widget
     assert panel.error.startswith("CodebookError: no codes ticked")
     with pytest.raises(CodebookError, match="unknown settings \\['colour'\\]"):
         cbwidgets.steering_panel(model, index, "fire", colour="red")

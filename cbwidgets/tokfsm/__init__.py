@@ -1,7 +1,9 @@
 """TokFSM: the controlled world (a random finite state machine written as digit tokens) and the
 metrics that check what a model's codes mean in it."""
 
-from .default import Recipe, build_default_model, load_default, train_default
+from typing import Any
+
+from .default import FSMRecipe, build_default_model, load_default, save_default, train_default
 from .metrics import (
     REFERENCE,
     code_purity,
@@ -16,7 +18,7 @@ from .world import TokFSM
 
 __all__ = [
     "REFERENCE",
-    "Recipe",
+    "FSMRecipe",
     "TokFSM",
     "build_default_model",
     "code_purity",
@@ -26,6 +28,15 @@ __all__ = [
     "load_default",
     "next_state_probs",
     "patching_divergence",
+    "save_default",
     "train_default",
     "transition_accuracy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Recipe":  # deprecated: FSMRecipe
+        from . import default
+
+        return default.Recipe
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

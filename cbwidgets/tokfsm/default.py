@@ -16,39 +16,36 @@ k = 1, 1,000 codes). Two choices make it trainable in minutes on two cores:
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import math
-import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+from torch import Tensor
 from transformers import GPTNeoXConfig
 
-from ..errors import CodebookError, check_positive_int
 from ..model import CodebookModel
 from ..quiet import loading_bars_hidden
-from ..train import TrainConfig, train
+from ..recipe import Recipe, TrainedModel, load_trained, save_trained, train_in_phases
+from ..train import Data
 from .world import TokFSM
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
-    "Recipe",
+    "FSMRecipe",
     "TrainedModel",
     "build_default_model",
     "default_config",
-    "fit_codes",
+    "fsm_data",
     "load_default",
     "save_default",
-    "train_base",
     "train_default",
-    "tune_codes",
 ]
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
@@ -108,134 +105,64 @@ def build_default_model(fsm: TokFSM | None = None, seed: int = 0, num_codes: int
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """How the default model is trained; the defaults are what the shipped model was made with."""
+class FSMRecipe(Recipe):
+    """The default model's recipe (the shared three phases, see ``cbwidgets.recipe``); the defaults
+    are what the shipped model was made with: 1,000 base steps of 16 x 128 tokens, k-means on 128
+    walks, 100 codebook-only steps with dead-code revival."""
 
-    base_steps: int = 1000
-    batch_size: int = 16  # sequences of 128 tokens: 2,048 tokens a step
-    length: int = 128
-    lr: float = 3e-3
-    warmup_steps: int = 30
-    kmeans_sequences: int = 128
-    kmeans_iters: int = 20
-    code_steps: int = 100  # codebook-only finetune with dead-code revival
-    code_lr: float = 1e-3
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("base_steps", "batch_size", "length", "kmeans_sequences", "kmeans_iters"):
-            check_positive_int(name, getattr(self, name))
-        if not isinstance(self.code_steps, int) or self.code_steps < 0:
-            raise CodebookError(f"code_steps={self.code_steps!r} is not valid; give 0 or a positive number of steps.")
+    num_codes: int = 1000
 
 
-def _config(recipe: Recipe, **changes: Any) -> TrainConfig:
-    common = TrainConfig(
-        batch_size=recipe.batch_size,
-        weight_decay=0.0,
-        betas=(0.9, 0.95),
-        seed=recipe.seed,
-        log_every=50,
-    )
-    return replace(common, **changes)
+@dataclass(frozen=True)
+class _FSMData:
+    fsm: TokFSM
+    length: int
+
+    def batches(self, seed: int) -> Data:
+        return self.fsm.batches(self.length, seed)
+
+    def sample(self, sequences: int, seed: int) -> Tensor:
+        return self.fsm.sample(sequences, self.length, seed=seed)
 
 
-def train_base(
-    model: CodebookModel, fsm: TokFSM, recipe: Recipe, progress: bool = True, callbacks: tuple[Callable, ...] = ()
-) -> pd.DataFrame:
-    """Phase 1: the base model learns the world with the codebooks' LayerNorms in place, no snap."""
-    with model.normalize_only():
-        result = train(
-            model,
-            fsm.batches(recipe.length, recipe.seed),
-            _config(recipe, steps=recipe.base_steps, lr=recipe.lr, warmup_steps=recipe.warmup_steps, progress=progress),
-            callbacks=callbacks,
-        )
-    return result.history.assign(phase="base")
+def fsm_data(fsm: TokFSM, recipe: Recipe) -> _FSMData:
+    """The phases' data: random walks of ``recipe.length`` tokens."""
+    return _FSMData(fsm, recipe.length)
 
 
-def fit_codes(model: CodebookModel, fsm: TokFSM, recipe: Recipe) -> None:
-    """Phase 2: every codebook's codes become k-means centroids of what enters it."""
-    data = fsm.sample(recipe.kmeans_sequences, recipe.length, seed=recipe.seed + 1)
-    model.kmeans_init(data, iters=recipe.kmeans_iters, seed=recipe.seed, match_scale=False)
+def train_default(
+    recipe: FSMRecipe | None = None, fsm: TokFSM | None = None, progress: bool = True, measure: bool = False
+) -> TrainedModel:
+    """Train the default model from scratch (about two minutes on a 2-core CPU).
 
+    ``measure`` puts ``compare_to_reference`` of the finished model in ``metrics``.
+    """
+    from .metrics import compare_to_reference
 
-def tune_codes(
-    model: CodebookModel, fsm: TokFSM, recipe: Recipe, progress: bool = True, callbacks: tuple[Callable, ...] = ()
-) -> pd.DataFrame:
-    """Phase 3: codebooks alone (base frozen) train with the snap on and revive unused codes."""
-    if recipe.code_steps == 0:
-        return pd.DataFrame()
-    result = train(
-        model,
-        fsm.batches(recipe.length, recipe.seed + 2),
-        _config(
-            recipe,
-            steps=recipe.code_steps,
-            lr=recipe.code_lr,
-            warmup_steps=10,
-            freeze_base=True,
-            progress=progress,
-            seed=recipe.seed + 2,
-        ),
-        callbacks=callbacks,
-    )
-    return result.history.assign(phase="codes")
-
-
-@dataclass
-class TrainedModel:
-    model: CodebookModel
-    history: pd.DataFrame  # logged training metrics of both training phases
-    seconds: dict[str, float]  # wall time of each phase
-    recipe: Recipe
-
-
-def train_default(recipe: Recipe | None = None, fsm: TokFSM | None = None, progress: bool = True) -> TrainedModel:
-    """Train the default model from scratch (about two minutes on a 2-core CPU)."""
-    recipe = recipe or Recipe()
+    recipe = recipe or FSMRecipe()
     fsm = fsm or TokFSM()
-    model = build_default_model(fsm, seed=recipe.seed)
-    seconds = {}
-    start = time.perf_counter()
-    base = train_base(model, fsm, recipe, progress)
-    seconds["base"] = time.perf_counter() - start
-    start = time.perf_counter()
-    fit_codes(model, fsm, recipe)
-    seconds["kmeans"] = time.perf_counter() - start
-    start = time.perf_counter()
-    codes = tune_codes(model, fsm, recipe, progress)
-    seconds["codes"] = time.perf_counter() - start
-    model.eval()
-    return TrainedModel(model, pd.concat([base, codes], ignore_index=True), seconds, recipe)
+    model = build_default_model(fsm, seed=recipe.seed, num_codes=recipe.num_codes)
+
+    def reference(model: CodebookModel, phase: str) -> pd.DataFrame | None:
+        return compare_to_reference(model, fsm) if measure and phase == "finetune" else None
+
+    return train_in_phases(model, recipe, fsm_data(fsm, recipe), progress, reference)
 
 
 def save_default(trained: TrainedModel, folder: str | Path, half: bool = True) -> Path:
     """Save a trained model; ``half`` stores float16 weights (the shipped model is about 4 MB)."""
-    model = copy.deepcopy(trained.model)
-    if half:
-        model.half()
-    with _quiet_rope_factor():
-        folder = model.save_pretrained(folder)
-    (folder / "recipe.json").write_text(json.dumps(asdict(trained.recipe), indent=2))
-    return folder
+    return save_trained(trained, folder, half, quiet=_quiet_rope_factor())
 
 
 def load_default(folder: str | Path | None = None, device: str | torch.device | None = None) -> CodebookModel:
     """The shipped TokFSM model, or one that ``cbwidgets train-fsm --out folder`` saved; float32, eval mode."""
-    path = DEFAULT_MODEL_DIR if folder is None else Path(folder)
-    if not (path / "codebooks.json").exists():
-        if folder is not None:
-            raise CodebookError(
-                f"{str(path)!r} holds no saved TokFSM model (no codebooks.json); pass the folder that "
-                f"`cbwidgets train-fsm --out FOLDER` wrote, or no folder for the shipped model."
-            )
-        raise CodebookError(
-            f"the default TokFSM model is missing from {str(path)!r}; reinstall cbwidgets, or make it "
-            f"with `cbwidgets train-fsm --out {path}` (about two and a half minutes on a CPU)."
-        )
-    with _quiet_rope_factor(bars=False):
-        model = CodebookModel.from_pretrained(path, device=device)
-    model.float()
-    model.eval()
-    return model
+    return load_trained(
+        folder, DEFAULT_MODEL_DIR, "TokFSM model", "cbwidgets train-fsm", device, lambda: _quiet_rope_factor(bars=False)
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Recipe":  # the TokFSM recipe's name before both shipped models shared one recipe shape
+        warnings.warn("cbwidgets.tokfsm.Recipe is now cbwidgets.tokfsm.FSMRecipe", DeprecationWarning, stacklevel=2)
+        return FSMRecipe
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -238,7 +238,8 @@ def codes_vs_neurons(
     ends = fsm.state_ends(length)
     states = fsm.parse_states(ids[:, 1 : 1 + fsm.digits * len(ends)])  # (B, len(ends))
     states = states.reshape(-1)
-    codes = model(ids).codes[f"{layer}.mlp"][:, ends, 0].reshape(-1)
+    book = model.names.index_of(site)
+    codes = model(ids).codes.ids[:, ends, book, 0].reshape(-1)
     hidden = model.record(f"layers.{layer}.mlp_hidden", ids)[f"layers.{layer}.mlp_hidden"]
     hidden = hidden.view(num_sequences, length, -1)[:, ends]
     hidden = hidden.reshape(len(states), -1).float()
@@ -266,7 +267,7 @@ def codes_vs_neurons(
             {
                 "state": fsm.state_text(state),
                 "occurrences": n_state,
-                "code": f"{layer}.mlp.{best}",
+                "code": model.names.code_name(book, best),
                 "code_precision": code_p,
                 "code_recall": code_r,
                 "neuron": neuron,

@@ -3,22 +3,16 @@
 The core package never imports this one; ``cbwidgets.heatmap`` reaches it lazily.
 """
 
-from .ablation import AblationPanel, ablation_panel
-from .dashboard import CodeDashboard, code_explorer
-from .export import export_html
-from .heatmap import CodeHeatmap, heatmap
-from .search import CodeSearch
-from .steering import SteeringPanel, steering_panel
+from ..widget_names import WIDGET_NAMES
+from .ablation import AblationPanel as AblationPanel
+from .ablation import ablation_panel as ablation_panel
+from .dashboard import CodeDashboard as CodeDashboard
+from .dashboard import code_explorer as code_explorer
+from .export import export_html as export_html
+from .heatmap import CodeHeatmap as CodeHeatmap
+from .heatmap import heatmap as heatmap
+from .search import CodeSearch as CodeSearch
+from .steering import SteeringPanel as SteeringPanel
+from .steering import steering_panel as steering_panel
 
-__all__ = [
-    "AblationPanel",
-    "CodeDashboard",
-    "CodeHeatmap",
-    "CodeSearch",
-    "SteeringPanel",
-    "ablation_panel",
-    "code_explorer",
-    "export_html",
-    "heatmap",
-    "steering_panel",
-]
+__all__ = list(WIDGET_NAMES)  # the names, written once in cbwidgets.widget_names

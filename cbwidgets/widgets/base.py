@@ -1,8 +1,16 @@
-"""What every cbwidgets widget shares: the shipped bundle, an error box, a text fallback.
+"""What every cbwidgets widget shares: the bundle, the wire, the request/answer handshake, errors.
 
-Errors raised in Python callbacks (an observer reacting to a click) are otherwise swallowed by
-the widget machinery; here they are caught and shown inside the widget, and kept on
-``widget.error`` for code to read.
+- The wire: numbers travel as binary buffers. An ``Array`` trait holds a numpy array in Python
+  (a torch tensor is moved to the CPU first) and reaches the view as ``{shape, dtype, data}`` with
+  ``data`` a binary buffer; ``js/wire.js`` reads it. No widget converts arrays itself.
+- The handshake: a view that wants the kernel to act sets the traits it changed and a new
+  ``request`` number (and, for actions such as "reset", a ``command``) in one message. The widget
+  answers every request, even one that changed nothing: ``answer(changed, command)`` brings its
+  results up to date, then ``answered`` is set to the request and ``revision`` counts up. The
+  view paints only when ``answered`` has caught up with the last request it sent. Traits set from
+  Python get the same answer (a new ``revision``), so a view always shows what the kernel computed.
+- Errors: an exception in an answer or a callback is shown in the widget (``error``) instead of
+  vanishing into the kernel's log.
 """
 
 from __future__ import annotations
@@ -10,28 +18,120 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anywidget
 import numpy as np
 import traitlets
 
-__all__ = ["STATIC", "CodeGridWidget", "WidgetBase"]
+__all__ = ["STATIC", "Array", "CodeGridWidget", "WidgetBase", "as_array"]
 
 STATIC = Path(__file__).parent / "static"
+_HANDSHAKE = ("request", "command")
+
+
+def as_array(values: Any, dtype: str) -> np.ndarray:
+    """The one converter to what crosses the wire: a contiguous little-endian array on the CPU."""
+    if hasattr(values, "detach"):  # a torch tensor, perhaps on a GPU
+        values = values.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
+
+
+def _to_json(array: np.ndarray, _widget: Any) -> dict[str, Any]:
+    return {"shape": list(array.shape), "dtype": array.dtype.name, "data": memoryview(array.tobytes())}
+
+
+def _from_json(value: Any, _widget: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    data = value["data"]
+    return np.frombuffer(bytes(data), dtype=value["dtype"]).reshape(value["shape"])
+
+
+class Array(traitlets.TraitType[np.ndarray, Any]):
+    """A numpy array of one dtype and number of dimensions, sent to the view as a binary buffer."""
+
+    info_text = "an array"
+
+    def __init__(self, dtype: str, ndim: int = 1, **kwargs: Any) -> None:
+        self.dtype, self.ndim = dtype, ndim
+        super().__init__(default_value=np.zeros((0,) * ndim, dtype=dtype), **kwargs)
+        self.tag(sync=True, to_json=_to_json, from_json=_from_json)
+
+    def validate(self, obj: Any, value: Any) -> np.ndarray:
+        array = as_array(value, self.dtype)
+        if array.ndim != self.ndim:
+            raise traitlets.TraitError(f"{self.name} must have {self.ndim} dimension(s); got shape {array.shape}.")
+        return array
 
 
 class WidgetBase(anywidget.AnyWidget):
+    """The shared traits and the handshake; a widget lists the traits whose change needs an answer
+    in ``_answers_to`` and computes the answer in ``answer``."""
+
     _css = STATIC / "style.css"
     error = traitlets.Unicode("").tag(sync=True)
+    request = traitlets.Int(0).tag(sync=True)  # the view numbers its requests
+    command = traitlets.Unicode("").tag(sync=True)  # an action the view's latest request asks for
+    answered = traitlets.Int(0).tag(sync=True)  # the latest request of the view's that was answered
+    revision = traitlets.Int(0).tag(sync=True)  # counts answers, to the view's requests or to Python
+    choices = traitlets.Dict().tag(sync=True)  # each setting's valid values, for the view's controls
 
+    _answers_to: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._answering = False
+        if self._answers_to:
+            self.observe(lambda change: self._respond({change["name"]}), names=list(self._answers_to))
+
+    # ------------------------------------------------------------ the handshake
+    def answer(self, changed: set[str], command: str) -> None:
+        """Bring the results up to date after ``changed`` traits changed (and do ``command``)."""
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """What the view sends: a request is answered once, after all its changes are in."""
+        if "request" not in sync_data:
+            super().set_state(sync_data)
+            return
+        failed = None
+        self._answering = True  # the observers of the changes below wait for the one answer
+        try:
+            super().set_state(sync_data)
+        except Exception as err:  # a value the traits refuse: say so, and still answer
+            failed = err
+        finally:
+            self._answering = False
+        changed = set(sync_data) - set(_HANDSHAKE)
+        self._respond(changed, self.command, from_view=True, failed=failed)
+
+    def _respond(
+        self, changed: set[str], command: str = "", from_view: bool = False, failed: Exception | None = None
+    ) -> None:
+        if self._answering:  # a change made while answering is part of that answer
+            return
+        self._answering = True
+        try:
+            with self.hold_sync():
+                if failed is not None:
+                    self.error = _message(failed)
+                else:
+                    with self.reporting_errors():
+                        self.answer(changed, command)
+                if from_view:
+                    self.answered = self.request
+                self.revision += 1
+        finally:
+            self._answering = False
+
+    # ---------------------------------------------------------------- errors
     @contextmanager
     def reporting_errors(self) -> Iterator[None]:
         """Run a callback's body; an exception is shown in the widget instead of vanishing."""
         try:
             yield
         except Exception as err:
-            self.error = f"{type(err).__name__}: {err}"
+            self.error = _message(err)
         else:
             self.error = ""
 
@@ -44,6 +144,7 @@ class WidgetBase(anywidget.AnyWidget):
 
         return run
 
+    # -------------------------------------------------------------- fallbacks
     def _fallback_html(self) -> str:
         """A static HTML view for front ends that cannot render widgets (overridden per widget)."""
         return ""
@@ -60,22 +161,26 @@ class WidgetBase(anywidget.AnyWidget):
             data["text/html"] = html
         return data, meta
 
+    def to_html(self, path: str | None = None) -> str:
+        """A self-contained read-only HTML page of this view (no kernel, no network); written to ``path``."""
+        from .export import export_html
+
+        return export_html(self, path, title=type(self).__name__)
+
+
+def _message(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"
+
 
 class CodeGridWidget(WidgetBase):
-    """A widget showing one prompt's codes: token strings, codebook labels, ids as int32 bytes."""
+    """A widget showing one prompt's codes: token strings, codebook labels and names, and the ids."""
 
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
     names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    codes = traitlets.Bytes(b"").tag(sync=True)  # int32 little-endian, (tokens, codebooks, k); -1 = none
-    shape = traitlets.List(traitlets.Int(), default_value=[0, 0, 1]).tag(sync=True)
-
-    @staticmethod
-    def code_traits(ids: np.ndarray) -> dict[str, Any]:
-        """The ``codes`` and ``shape`` trait values for ids (tokens, codebooks, k)."""
-        return {"codes": np.ascontiguousarray(ids, dtype="<i4").tobytes(), "shape": list(ids.shape)}
+    ids = Array("<i4", ndim=3)  # (tokens, codebooks, k); -1 = an empty slot
 
     @property
-    def ids(self) -> np.ndarray:
-        """The code ids as an array (tokens, codebooks, k)."""
-        return np.frombuffer(self.codes, dtype="<i4").reshape(self.shape)
+    def shape(self) -> tuple[int, int, int]:
+        t, n, k = self.ids.shape
+        return (t, n, k)

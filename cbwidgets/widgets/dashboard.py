@@ -11,7 +11,7 @@ import traitlets
 from ..code_effects import code_logit_effect, residual_vector, similar_codes
 from ..index import CodeIndex
 from ..model import CodebookModel
-from .base import STATIC, WidgetBase
+from .base import STATIC, Array, WidgetBase
 from .export import export_html
 from .heatmap import CodeHeatmap
 from .search import CodeSearch
@@ -24,37 +24,43 @@ BINS = 20
 class CodeDashboard(WidgetBase):
     """Frequency, where in documents it fires, top examples, logit effect and similar codes (the last
     two need the model). Clicking an example shows its window in ``heatmap`` with the code selected;
-    clicking a similar code (or setting ``code``) switches the dashboard."""
+    clicking a similar code (or ``show(code)``) switches the dashboard."""
 
     _esm = STATIC / "dashboard.js"
-    code = traitlets.Unicode("").tag(sync=True)
+    code = traitlets.Unicode("").tag(sync=True)  # in the written form; any form the model takes is accepted
     stats = traitlets.Dict().tag(sync=True)
-    hist = traitlets.Bytes(b"").tag(sync=True)  # float32 (BINS,): share of firings by place in the document
+    hist = Array("<f4")  # (BINS,): share of firings by place in the document
     examples = traitlets.List(traitlets.Dict()).tag(sync=True)
     effects = traitlets.List(traitlets.Dict()).tag(sync=True)
     similar = traitlets.List(traitlets.Dict()).tag(sync=True)
     opened_example = traitlets.Int(-1).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
 
+    _answers_to = ("code", "opened_example")
+
     def __init__(
-        self, index: CodeIndex, code: str, model: CodebookModel | None = None, examples: int = 12, context: int = 8
+        self, index: CodeIndex, code: Any, model: CodebookModel | None = None, examples: int = 12, context: int = 8
     ) -> None:
-        index.positions(code)  # a bad code fails here, with the index's message
-        super().__init__(code=code)
         self._index, self._model = index, model
         self._n, self._context = examples, context
-        self.heatmap = CodeHeatmap([], np.zeros((0, len(index.labels)), dtype=np.int32), index.labels)
+        index.positions(code)  # a bad code fails here, with the index's message
+        super().__init__(code=code)
+        self.heatmap = CodeHeatmap([], np.zeros((0, len(index.codebooks)), dtype=np.int32), index.codebooks)
         self._show()
-        self.observe(lambda _: self._guarded_show(), names="code")
-        self.observe(lambda change: self._guarded_open(change["new"]), names="opened_example")
 
-    def _guarded_show(self) -> None:
-        with self.reporting_errors():
+    @traitlets.validate("code")
+    def _written_form(self, proposal: dict[str, Any]) -> str:
+        return self._index.codebooks.canonical(proposal["value"])
+
+    def show(self, code: Any) -> None:
+        """Switch the dashboard to ``code`` (what clicking a similar code does)."""
+        self.code = code
+
+    def answer(self, changed: set[str], command: str) -> None:
+        if "code" in changed:
             self._show()
-
-    def _guarded_open(self, i: int) -> None:
-        with self.reporting_errors():
-            self.open_example(i)
+        if "opened_example" in changed:
+            self.open_example(self.opened_example)
 
     def _show(self) -> None:
         index, code = self._index, self.code
@@ -74,7 +80,7 @@ class CodeDashboard(WidgetBase):
             similar = similar_codes(self._model, code, n=5).to_dict("records")
         with self.hold_sync():
             self.stats = index.code_stats(code)
-            self.hist = (hist / max(1.0, float(hist.sum()))).astype("<f4").tobytes()
+            self.hist = hist / max(1.0, float(hist.sum()))
             self.examples = table[["document", "position", "left", "token", "right"]].to_dict("records")
             self.effects = effects
             self.similar = similar
@@ -89,19 +95,10 @@ class CodeDashboard(WidgetBase):
             raise IndexError(f"example {i} does not exist; this dashboard shows {len(self.examples)}.")
         index, p = self._index, int(self.examples[i]["position"])
         d = int(index.document_of(np.array([p]))[0])
-        a = max(int(index.doc_starts[d]), p - 4 * self._context)
-        b = min(int(index.doc_starts[d + 1]), p + 4 * self._context + 1)
-        ids = np.asarray(index.codes[a:b]).astype(np.int64)
-        ids[ids == index.empty] = -1
-        with self.heatmap.hold_sync():
-            self.heatmap.tokens = [index.vocab[t] for t in np.asarray(index.tokens[a:b]).tolist()]
-            self.heatmap.labels = index.labels
-            self.heatmap.names = index.labels
-            self.heatmap.codes, self.heatmap.shape = (
-                np.ascontiguousarray(ids, dtype="<i4").tobytes(),
-                list(ids.shape),
-            )
-            self.heatmap.selected = self.code
+        first, last = index.document_span(d)
+        a, b = max(first, p - 4 * self._context), min(last, p + 4 * self._context + 1)
+        self.heatmap.show(index.token_strings(a, b), index.ids(a, b), index.codebooks, selected=self.code)
+        self.opened_example = i
         self.status = f"example {i}: document {d}, tokens {a}..{b - 1} in the heatmap"
         return self.heatmap
 
@@ -117,6 +114,7 @@ class CodeDashboard(WidgetBase):
         return f"<p>code {html.escape(self.code)}: {self.stats.get('firings')} firings</p><table>{rows}</table>"
 
     def to_html(self, path: str | None = None) -> str:
+        """A self-contained read-only HTML page of this view (no kernel, no network); written to ``path``."""
         return export_html(self, path, title=f"CodeDashboard {self.code}")
 
 
@@ -125,9 +123,9 @@ def code_explorer(index: CodeIndex, model: CodebookModel | None = None, pattern:
     import ipywidgets
 
     search = CodeSearch(index, pattern)
-    first = search.codes[0] if search.codes else f"{index.labels[0]}.0"
+    first = search.code_names[0] if search.code_names else index.codebooks.code_name(0, 0)
     dashboard = CodeDashboard(index, first, model)
-    search.on_open(lambda code: setattr(dashboard, "code", code))
+    search.on_open(dashboard.show)
     box = ipywidgets.VBox([search, dashboard, dashboard.heatmap])
     box.search, box.dashboard = search, dashboard
     return box

@@ -1,9 +1,9 @@
 """One self-contained HTML file per widget view: bundle and data inline, no CDN, no kernel.
 
 The page mounts the same ESM bundle the notebook uses, on a read-only stand-in for the widget
-model built from the widget's synced state. Binary traits travel as base64 and arrive as the same
-DataView the live widget receives, so the view is identical; clicks select and highlight but
-nothing re-runs.
+model built from the widget's synced state, serialised as the kernel sends it. Binary buffers
+travel as base64 and arrive as the same DataView the live widget receives, so the view is
+identical; clicks select and highlight but nothing re-runs.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ _PAGE = """<!doctype html>
 <script type="module">
 const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 const text = (b64) => new TextDecoder().decode(decode(b64));
-const state = JSON.parse(text("{state}"));
-for (const [key, value] of Object.entries(state)) {{
+const buffers = (value) => {{  // {{"__bytes__": base64}} anywhere in the state -> a DataView
   if (value && typeof value === "object" && "__bytes__" in value) {{
     const bytes = decode(value.__bytes__);
-    state[key] = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }}
-}}
+  if (value && typeof value === "object") for (const key of Object.keys(value)) value[key] = buffers(value[key]);
+  return value;
+}};
+const state = buffers(JSON.parse(text("{state}")));
 document.getElementById("cbw-css").textContent = text("{css}");
 const listeners = {{}};
 const model = {{
@@ -62,14 +64,19 @@ def _source(value: Any) -> str:
 
 
 def widget_state(widget: Any) -> dict[str, Any]:
-    """The widget's synced traits, bytes as base64 (the JSON the export page reads)."""
-    state: dict[str, Any] = {}
-    for name in widget.trait_names(sync=True):
-        if name in _SKIP or name.startswith("_"):
-            continue
-        value = getattr(widget, name)
-        state[name] = {"__bytes__": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
-    return state
+    """The widget's synced state as the kernel sends it, binary buffers as ``{"__bytes__": base64}``."""
+    state = widget.get_state()
+    return {name: _encoded(value) for name, value in state.items() if name not in _SKIP and not name.startswith("_")}
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, dict):
+        return {key: _encoded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encoded(item) for item in value]
+    return value
 
 
 def export_html(widget: Any, path: str | Path | None = None, title: str | None = None) -> str:

@@ -13,8 +13,8 @@ import traitlets
 from ..codes import Codes
 from ..errors import CodebookError
 from ..model import CodebookModel
-from .base import STATIC, CodeGridWidget
-from .export import export_html
+from ..names import EMPTY, CodebookNames
+from .base import STATIC, CodeGridWidget, as_array
 from .text import token_strings
 
 __all__ = ["CodeHeatmap", "heatmap"]
@@ -26,48 +26,27 @@ class CodeHeatmap(CodeGridWidget):
     """Tokens down, codebooks across; a cell shows the code that fired (its first slot when k > 1).
 
     Click a code to select it: every token where it fires lights up, and ``selected`` (a code name
-    such as ``"1.mlp.173"``) changes, so Python code can react with ``on_select``.
+    such as ``"1.mlp.173"``) changes, so Python code can react with ``on_select``. ``select`` takes
+    a code in any form ``model.ablate`` takes.
     """
 
     _esm = STATIC / "heatmap.js"
-    selected = traitlets.Unicode("").tag(sync=True)
+    selected = traitlets.Unicode("").tag(sync=True)  # the selected code's name, '' for none
+    selected_at = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)  # [codebook, id]: what the view sets
 
     def __init__(
         self,
         tokens: Sequence[str],
         codes: Any,
-        labels: Sequence[str],
+        labels: Sequence[str] | CodebookNames,
         names: Sequence[str] | None = None,
-        selected: str = "",
+        selected: Any = "",
         **kwargs: Any,
     ) -> None:
-        ids = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes)
-        if ids.ndim == 2:
-            ids = ids[..., None]
-        if ids.ndim != 3 or not np.issubdtype(ids.dtype, np.integer):
-            raise CodebookError(
-                f"codes must be integer ids of shape (tokens, codebooks) or (tokens, codebooks, k); got "
-                f"{ids.dtype} {tuple(ids.shape)}. From a model, use heatmap(model, text) or CodeHeatmap.from_codes."
-            )
-        tokens = [str(t) for t in tokens]
-        labels = [str(label) for label in labels]
-        if ids.shape[0] != len(tokens) or ids.shape[1] != len(labels):
-            raise CodebookError(
-                f"codes have shape {tuple(ids.shape)} but there are {len(tokens)} tokens and {len(labels)} codebook "
-                f"labels; codes must be (tokens, codebooks[, k])."
-            )
-        names = list(names) if names is not None else labels
-        if len(names) != len(labels):
-            raise CodebookError(f"{len(names)} names for {len(labels)} codebooks; give one name per codebook.")
-        super().__init__(
-            tokens=tokens,
-            labels=labels,
-            names=[str(n) for n in names],
-            **self.code_traits(ids),
-            **kwargs,
-        )
-        if selected:
-            self.select(selected)
+        codebooks = labels if isinstance(labels, CodebookNames) else CodebookNames.from_labels(labels, names)
+        super().__init__(**kwargs)
+        self.observe(lambda change: self._select_at(change["new"]), names="selected_at")
+        self.show(tokens, codes, codebooks, selected)
 
     # ------------------------------------------------------------ builders
     @classmethod
@@ -75,7 +54,7 @@ class CodeHeatmap(CodeGridWidget):
         """From a forward's ``Codes`` and the token strings of one sequence of the batch."""
         if not 0 <= batch < codes.ids.shape[0]:
             raise CodebookError(f"batch={batch} is out of range; these codes hold {codes.ids.shape[0]} sequence(s).")
-        return cls(tokens, codes.ids[batch], codes.labels, codes.names)
+        return cls(tokens, codes.ids[batch], codes.codebooks)
 
     @classmethod
     def from_model(cls, model: CodebookModel, prompt: Any) -> CodeHeatmap:
@@ -87,28 +66,73 @@ class CodeHeatmap(CodeGridWidget):
             out = model(ids)
         return cls.from_codes(out.codes, token_strings(model.tokenizer, ids[0].tolist()))
 
-    # -------------------------------------------------------------- reading
-    def select(self, code: str) -> None:
-        """Select a code by name (``"1.mlp.173"``), as a click would; ``""`` clears."""
-        if code:
-            label, _, number = code.rpartition(".")
-            if label not in self.labels or not number.isdigit():
-                raise CodebookError(
-                    f"{code!r} is not a code of this heatmap; name it codebook.code with a codebook from "
-                    f"{self.labels[:8]}{'...' if len(self.labels) > 8 else ''}, e.g. {self.labels[0]}.0."
-                )
-        self.selected = code
+    def show(self, tokens: Sequence[str], codes: Any, codebooks: CodebookNames, selected: Any = "") -> None:
+        """Show other tokens and codes (ids (tokens, codebooks[, k]), -1 for an empty slot), and select
+        ``selected``: how another widget (a dashboard's example) puts a view in this one."""
+        ids = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
+        if ids.ndim == 2:
+            ids = ids[..., None]
+        if ids.ndim != 3 or not np.issubdtype(ids.dtype, np.integer):
+            raise CodebookError(
+                f"codes must be integer ids of shape (tokens, codebooks) or (tokens, codebooks, k); got "
+                f"{ids.dtype} {tuple(ids.shape)}. From a model, use heatmap(model, text) or CodeHeatmap.from_codes."
+            )
+        tokens = [str(t) for t in tokens]
+        if ids.shape[0] != len(tokens) or ids.shape[1] != len(codebooks):
+            raise CodebookError(
+                f"codes have shape {tuple(ids.shape)} but there are {len(tokens)} tokens and {len(codebooks)} codebook "
+                f"labels; codes must be (tokens, codebooks[, k])."
+            )
+        self.codebooks = codebooks
+        with self.hold_sync():
+            self.tokens = tokens
+            self.labels = list(codebooks.labels)
+            self.names = list(codebooks.names)
+            self.ids = as_array(ids, "<i4")
+            self.select(selected)
 
-    def positions(self, code: str | None = None) -> list[int]:
+    # -------------------------------------------------------------- reading
+    def select(self, code: Any) -> None:
+        """Select a code (any accepted form, ``"1.mlp.173"``, ``("1.mlp", 173)``), as a click would; ``""`` clears."""
+        if code == "" or code is None:
+            self.selected_at = []
+            return
+        try:
+            book, value = self.codebooks.parse_code(code)
+        except CodebookError as err:
+            raise CodebookError(f"{code!r} is not a code of this heatmap: {err}") from None
+        self.selected_at = [book, value]
+
+    def _select_at(self, where: list[int]) -> None:
+        """``selected`` follows [codebook, id] (what a click sets)."""
+        self.selected = self.codebooks.code_name(*where) if where else ""
+
+    @traitlets.validate("selected")
+    def _canonical(self, proposal: dict[str, Any]) -> str:
+        """``heatmap.selected = "layers.1.mlp.5"`` is taken as ``select`` takes it, and reads "1.mlp.5"."""
+        value = proposal["value"]
+        if not value:
+            self.selected_at = []
+            return ""
+        self.select(value)
+        return self.codebooks.code_name(*self.selected_at)
+
+    def positions(self, code: Any = None) -> list[int]:
         """Token positions where ``code`` (default: the selected one) fires."""
-        code = self.selected if code is None else code
-        if not code:
-            return []
-        label, _, number = code.rpartition(".")
-        if label not in self.labels:
-            raise CodebookError(f"{code!r} names no codebook of this heatmap; codebooks: {self.labels}.")
-        column = self.ids[:, self.labels.index(label)]
-        return [int(t) for t in np.nonzero((column == int(number)).any(-1))[0]]
+        if code is None:
+            where = self.selected_at
+            if not where:
+                return []
+            book, value = where
+        else:
+            book, value = self.codebooks.parse_code(code)
+        column = self.ids[:, book]
+        return [int(t) for t in np.nonzero((column == value).any(-1))[0]]
+
+    def code_at(self, token: int, codebook: int | str, slot: int = 0) -> str:
+        """The name of the code in a cell ('' when empty): ``heatmap.code_at(8, "2.mlp")``."""
+        book = codebook if isinstance(codebook, int) else self.codebooks.index_of(codebook)
+        return self.codebooks.code_name(book, int(self.ids[token, book, slot]))
 
     def on_select(self, callback: Callable[[str], Any]) -> None:
         """Call ``callback(code_name)`` on every selection; its errors show in the widget."""
@@ -125,7 +149,7 @@ class CodeHeatmap(CodeGridWidget):
         head = "".join(f"<th>{html.escape(label)}</th>" for label in self.labels)
         rows = []
         for t, token in enumerate(self.tokens[:_FALLBACK_ROWS]):
-            cells = "".join(f"<td>{int(c) if c >= 0 else ''}</td>" for c in ids[t, :, 0])
+            cells = "".join(f"<td>{int(c) if c != EMPTY else ''}</td>" for c in ids[t, :, 0])
             rows.append(f"<tr><td>{t}</td><td><code>{html.escape(token)}</code></td>{cells}</tr>")
         more = len(self.tokens) - _FALLBACK_ROWS
         tail = f"<p>... {more} more tokens (the interactive view shows all)</p>" if more > 0 else ""
@@ -133,10 +157,6 @@ class CodeHeatmap(CodeGridWidget):
             f'<table class="cbw-fallback"><thead><tr><th>#</th><th>token</th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>{tail}"
         )
-
-    def to_html(self, path: str | None = None) -> str:
-        """A self-contained HTML page of this view (no kernel, no network); written to ``path`` if given."""
-        return export_html(self, path, title="CodeHeatmap")
 
 
 def heatmap(model: CodebookModel, prompt: Any) -> CodeHeatmap:

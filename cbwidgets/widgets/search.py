@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+import pandas as pd
 import traitlets
 
 from ..index import CodeIndex
-from .base import STATIC, WidgetBase
-from .export import export_html
+from .base import STATIC, Array, WidgetBase
 
 __all__ = ["CodeSearch"]
 
@@ -19,49 +19,43 @@ __all__ = ["CodeSearch"]
 class CodeSearch(WidgetBase):
     """A regex box over a ``CodeIndex``; the table updates as you type (150 ms debounce in the view).
 
-    A bad regex shows its message in the widget. Clicking a row sets ``opened`` to that code;
-    ``on_open(callback)`` hears it (a CodeDashboard can follow it, see ``code_explorer``).
+    A bad regex shows its message in the widget (the last good table stays). Clicking a row sets
+    ``opened`` to that code; ``on_open(callback)`` hears it (a CodeDashboard can follow it, see
+    ``code_explorer``).
     """
 
     _esm = STATIC / "search.js"
     pattern = traitlets.Unicode("").tag(sync=True)
-    request = traitlets.Int(0).tag(sync=True)
-    answered = traitlets.Int(0).tag(sync=True)
-    codes = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    precision = traitlets.Bytes(b"").tag(sync=True)  # float32 per row
-    recall = traitlets.Bytes(b"").tag(sync=True)
-    matches = traitlets.Bytes(b"").tag(sync=True)  # int32 per row
-    firings = traitlets.Bytes(b"").tag(sync=True)
+    code_names = traitlets.List(traitlets.Unicode()).tag(sync=True)  # one row per code found
+    precision = Array("<f4")
+    recall = Array("<f4")
+    matches = Array("<i4")
+    firings = Array("<i4")
     summary = traitlets.Unicode("").tag(sync=True)
     opened = traitlets.Unicode("").tag(sync=True)
+
+    _answers_to = ("pattern",)
 
     def __init__(self, index: CodeIndex, pattern: str = "", rows: int = 50, min_matches: int = 1) -> None:
         super().__init__(pattern=pattern)
         self._index = index
         self._rows = rows
         self._min_matches = min_matches
-        self._on_pattern({})
-        self.observe(self._on_pattern, names="pattern")
-
-    def _on_pattern(self, _change: dict[str, Any]) -> None:
         with self.reporting_errors():
-            self._run()
+            self.answer({"pattern"}, "")
 
-    def _run(self) -> None:
+    def answer(self, changed: set[str], command: str) -> None:
         table = self._index.search(self.pattern, min_matches=self._min_matches) if self.pattern else None
-        shown = table.head(self._rows) if table is not None else None
+        shown = table.head(self._rows) if table is not None else pd.DataFrame(columns=_COLUMNS)
         with self.hold_sync():
-            self.codes = [] if shown is None else shown["code"].tolist()
-            self.precision = _bytes(shown, "precision", "<f4")
-            self.recall = _bytes(shown, "recall", "<f4")
-            self.matches = _bytes(shown, "matches", "<i4")
-            self.firings = _bytes(shown, "firings", "<i4")
-            if table is None or shown is None:
+            self.code_names = shown["code"].tolist()
+            self.precision, self.recall = shown["precision"], shown["recall"]
+            self.matches, self.firings = shown["matches"], shown["firings"]
+            if table is None:
                 self.summary = f"type a regex to search {self._index.num_tokens:,} tokens"
             else:
                 found = table.attrs["matched_tokens"]  # the search already ran the regex
                 self.summary = f"{found:,} matched tokens; {len(table):,} codes fire on them (showing {len(shown)})"
-            self.answered = self.request
 
     def on_open(self, callback: Callable[[str], Any]) -> None:
         """Call ``callback(code)`` when a row is clicked; its errors show in the widget."""
@@ -69,38 +63,29 @@ class CodeSearch(WidgetBase):
         self.observe(lambda change: guarded(change["new"]) if change["new"] else None, names="opened")
 
     @property
-    def table(self) -> Any:
+    def table(self) -> pd.DataFrame:
         """The rows shown, as a DataFrame."""
-        import pandas as pd
+        columns = (self.code_names, self.precision, self.recall, self.matches, self.firings)
+        return pd.DataFrame(dict(zip(_COLUMNS, columns, strict=True)))
 
-        return pd.DataFrame(
-            {
-                "code": self.codes,
-                "precision": np.frombuffer(self.precision, "<f4"),
-                "recall": np.frombuffer(self.recall, "<f4"),
-                "matches": np.frombuffer(self.matches, "<i4"),
-                "firings": np.frombuffer(self.firings, "<i4"),
-            }
-        )
+    @property
+    def codes(self) -> list[str]:
+        """Deprecated: the rows' code names are ``code_names`` ("codes" means ids elsewhere)."""
+        warnings.warn("CodeSearch.codes is now CodeSearch.code_names", DeprecationWarning, stacklevel=2)
+        return list(self.code_names)
 
     def __repr__(self) -> str:
-        return f"CodeSearch(pattern={self.pattern!r}, rows={len(self.codes)})"
+        return f"CodeSearch(pattern={self.pattern!r}, rows={len(self.code_names)})"
 
     def _fallback_html(self) -> str:
         rows = "".join(
-            f"<tr><td>{html.escape(r.code)}</td><td>{r.precision:.3f}</td><td>{r.recall:.3f}</td></tr>"
-            for r in self.table.itertuples()
+            f"<tr><td>{html.escape(code)}</td><td>{p:.3f}</td><td>{r:.3f}</td></tr>"
+            for code, p, r in zip(self.code_names, self.precision.tolist(), self.recall.tolist(), strict=True)
         )
         return (
             f"<p>{html.escape(self.pattern)}: {html.escape(self.summary)}</p>"
             f"<table><tr><th>code</th><th>precision</th><th>recall</th></tr>{rows}</table>"
         )
 
-    def to_html(self, path: str | None = None) -> str:
-        return export_html(self, path, title="CodeSearch")
 
-
-def _bytes(table: Any, column: str, dtype: str) -> bytes:
-    if table is None:
-        return b""
-    return np.ascontiguousarray(table[column].to_numpy(), dtype=dtype).tobytes()
+_COLUMNS = ("code", "precision", "recall", "matches", "firings")

@@ -14,7 +14,6 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 import traitlets
 
 from ..errors import CodebookError, check_choice, check_positive_int
@@ -22,8 +21,7 @@ from ..generate import stream
 from ..index import CodeIndex
 from ..model import CodebookModel
 from ..steering import RULES, cut_at_end, steering, topic_codes
-from .base import STATIC, WidgetBase
-from .export import export_html
+from .base import STATIC, Array, WidgetBase
 
 __all__ = ["SteeringPanel", "steering_panel"]
 
@@ -42,8 +40,8 @@ class SteeringPanel(WidgetBase):
     prompt = traitlets.Unicode("Once upon a time,").tag(sync=True)
     topic = traitlets.Unicode("").tag(sync=True)  # a word or regex; finds candidates and is highlighted
     candidates = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    precision = traitlets.Bytes(b"").tag(sync=True)  # float32 per candidate
-    coverage = traitlets.Bytes(b"").tag(sync=True)  # float32 per candidate
+    precision = Array("<f4")  # per candidate
+    coverage = Array("<f4")  # per candidate
     chosen = traitlets.List(traitlets.Unicode()).tag(sync=True)
     rule = traitlets.Unicode("replace").tag(sync=True)
     strength = traitlets.Float(1.0).tag(sync=True)
@@ -51,8 +49,6 @@ class SteeringPanel(WidgetBase):
     seed = traitlets.Int(0).tag(sync=True)
     samples = traitlets.Int(2).tag(sync=True)
     max_new_tokens = traitlets.Int(120).tag(sync=True)
-    run = traitlets.Int(0).tag(sync=True)  # the view adds 1 to generate
-    halt = traitlets.Int(0).tag(sync=True)  # the view adds 1 to stop
     running = traitlets.Bool(False).tag(sync=True)
     default_texts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     steered_texts = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -85,34 +81,41 @@ class SteeringPanel(WidgetBase):
         self._picks = picks
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        super().__init__(prompt=prompt, **settings)
-        self.observe(self._on_topic, names="topic")
-        self.observe(self._on_run, names="run")
-        self.observe(lambda _c: self.stop(), names="halt")
+        super().__init__(prompt=prompt, choices={"rule": list(RULES)}, **settings)
         self.topic = topic
         if codes is not None:
             self.chosen = list(codes)
         if codes is not None or not topic:
             self.status = f"{len(self.chosen)} codes ticked" if self.chosen else "type a topic word to find codes"
 
-    # ------------------------------------------------------------ picking codes
-    def _on_topic(self, _change: dict[str, Any]) -> None:
-        with self.reporting_errors():
-            self._find_candidates()
+    _answers_to = ("topic",)
 
+    def answer(self, changed: set[str], command: str) -> None:
+        """A new topic finds its candidates; Generate and Stop start and stop the sampling."""
+        if "topic" in changed:
+            self._find_candidates()
+        if command == "generate":
+            self.start()
+        elif command == "stop":
+            self.stop()
+
+    @traitlets.validate("chosen")
+    def _written_form(self, proposal: dict[str, Any]) -> list[str]:
+        return [self._model.names.canonical(code) for code in proposal["value"]]
+
+    # ------------------------------------------------------------ picking codes
     def _find_candidates(self) -> None:
         if not self.topic or self._index is None:
             if self.topic and self._index is None:
                 raise CodebookError("no code index to search; pass index=CodeIndex.build(model, corpus).")
             with self.hold_sync():
-                self.candidates, self.precision, self.coverage = [], b"", b""
+                self.candidates, self.precision, self.coverage = [], [], []
             return
         k = min(cb.k for cb in self._model.attached.values())
         table = topic_codes(self._index, self.topic, self._codebooks, per_codebook=k, limit=24)
         with self.hold_sync():
             self.candidates = table["code"].tolist()
-            self.precision = np.asarray(table["precision"], dtype="<f4").tobytes()
-            self.coverage = np.asarray(table["coverage"], dtype="<f4").tobytes()
+            self.precision, self.coverage = table["precision"], table["coverage"]
             self.chosen = self.candidates[: self._picks]
             found = table.attrs["documents"]
             self.status = (
@@ -128,10 +131,6 @@ class SteeringPanel(WidgetBase):
         check_positive_int("max_new_tokens", self.max_new_tokens)
         if not self.chosen:
             raise CodebookError("no codes ticked; type a topic word to find codes, or set panel.chosen.")
-
-    def _on_run(self, _change: dict[str, Any]) -> None:
-        with self.reporting_errors():
-            self.start()
 
     def start(self) -> None:
         """Start generating in the background (returns at once); the view shows the text as it grows."""
@@ -224,10 +223,6 @@ class SteeringPanel(WidgetBase):
             f"<p>{html.escape(repr(self))}: {html.escape(self.status)}</p>"
             f"<table><thead><tr><th>default</th><th>steered</th></tr></thead><tbody>{rows}</tbody></table>"
         )
-
-    def to_html(self, path: str | None = None) -> str:
-        """A self-contained read-only HTML page of this view."""
-        return export_html(self, path, title="SteeringPanel")
 
 
 def steering_panel(

@@ -1,8 +1,9 @@
 """Mount a widget's real bundle and state in a browser page, bridged to the Python widget.
 
 Used by the browser tests and the latency benchmark (Playwright pages): a stand-in for the widget
-model with get/set/on/save_changes, where ``save_changes`` sets the Python widget's traits (its
-observers run, as in a kernel) and the widget's new state flows back into the page.
+model with get/set/on/save_changes, where ``save_changes`` hands the Python widget what changed
+(``set_state``, as a kernel's comm does, so its requests are answered) and the widget's new state
+flows back into the page.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .export import _source, widget_state
+from cbwidgets.widgets.export import _source, widget_state
 
 __all__ = ["mount"]
 
@@ -19,21 +20,27 @@ _HARNESS = """<!doctype html><html><head><meta charset="utf-8"><style id="css"><
 
 _MOUNT = """async ([esm, css, state]) => {
   const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  const wire = (s) => {
-    for (const [k, v] of Object.entries(s)) {
-      if (v && typeof v === "object" && "__bytes__" in v) {
-        const b = decode(v.__bytes__);
-        s[k] = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      }
+  const wire = (v) => {  // {"__bytes__": base64} anywhere in the state -> a DataView, as a kernel sends it
+    if (v && typeof v === "object" && "__bytes__" in v) {
+      const b = decode(v.__bytes__);
+      return new DataView(b.buffer, b.byteOffset, b.byteLength);
     }
-    return s;
+    if (v && typeof v === "object") for (const k of Object.keys(v)) v[k] = wire(v[k]);
+    return v;
   };
   document.getElementById("css").textContent = css;
   const values = wire(state), listeners = {}, dirty = new Set();
-  const sameBytes = (a, b) => {
-    if (!(b instanceof DataView) || a.byteLength !== b.byteLength) return false;
-    for (let i = 0; i < a.byteLength; i++) if (a.getUint8(i) !== b.getUint8(i)) return false;
-    return true;
+  const same = (a, b) => {  // deep equality, buffers compared byte by byte
+    if (a instanceof DataView || b instanceof DataView) {
+      if (!(a instanceof DataView && b instanceof DataView) || a.byteLength !== b.byteLength) return false;
+      for (let i = 0; i < a.byteLength; i++) if (a.getUint8(i) !== b.getUint8(i)) return false;
+      return true;
+    }
+    if (a && b && typeof a === "object" && typeof b === "object") {
+      const keys = Object.keys(a);
+      return keys.length === Object.keys(b).length && keys.every((k) => same(a[k], b[k]));
+    }
+    return a === b;
   };
   window.cbwSent = [];
   const fire = (key) => (listeners["change:" + key] || []).forEach((f) => f());
@@ -54,10 +61,7 @@ _MOUNT = """async ([esm, css, state]) => {
   // like a widget manager: set every changed value first, then announce each change
   const apply = (json) => {
     const fresh = wire(JSON.parse(json));
-    const differs = (k) => fresh[k] instanceof DataView
-      ? !sameBytes(fresh[k], values[k])
-      : JSON.stringify(fresh[k]) !== JSON.stringify(values[k]);
-    const changed = Object.keys(fresh).filter(differs);
+    const changed = Object.keys(fresh).filter((k) => !same(fresh[k], values[k]));
     for (const k of changed) values[k] = fresh[k];
     for (const k of changed) fire(k);
   };

@@ -1,0 +1,17 @@
+"""The widgets' public names, written once: ``cbwidgets`` offers them lazily (the core never imports
+the widgets), and ``cbwidgets.widgets`` exports them."""
+
+__all__ = ["WIDGET_NAMES"]
+
+WIDGET_NAMES = (
+    "AblationPanel",
+    "CodeDashboard",
+    "CodeHeatmap",
+    "CodeSearch",
+    "SteeringPanel",
+    "ablation_panel",
+    "code_explorer",
+    "export_html",
+    "heatmap",
+    "steering_panel",
+)
