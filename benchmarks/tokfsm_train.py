@@ -1,6 +1,6 @@
 """Wall time to train the default TokFSM model to 97.5 % first-transition accuracy, codebooks on.
 
-Runs the shipped recipe (``cbwidgets.tokfsm.Recipe``) phase by phase on this machine's CPU and
+Runs the shipped recipe (``cbwidgets.tokfsm.FSMRecipe``) phase by phase on this machine's CPU and
 checks first-transition accuracy with the codebooks snapping after k-means and at every logged codebook
 step (every 50). Evaluation time is measured separately and left out of the training clock. Prints the time
 the target was first reached (target: <= 180 s on a 2-core CPU), then the final metrics beside
@@ -16,8 +16,9 @@ import time
 
 import torch
 
-from cbwidgets.tokfsm import Recipe, TokFSM, build_default_model, compare_to_reference, first_transition_accuracy
-from cbwidgets.tokfsm.default import fit_codes, train_base, tune_codes
+from cbwidgets.recipe import finetune, fit_codes, train_base
+from cbwidgets.tokfsm import FSMRecipe, TokFSM, build_default_model, compare_to_reference, first_transition_accuracy
+from cbwidgets.tokfsm.default import fsm_data
 
 TARGET = 0.975
 BUDGET_S = 180.0
@@ -25,12 +26,13 @@ BUDGET_S = 180.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-steps", type=int, default=Recipe.base_steps)
-    parser.add_argument("--code-steps", type=int, default=Recipe.code_steps)
+    parser.add_argument("--base-steps", type=int, default=FSMRecipe.base_steps)
+    parser.add_argument("--finetune-steps", "--code-steps", type=int, default=FSMRecipe.finetune_steps)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    recipe = Recipe(base_steps=args.base_steps, code_steps=args.code_steps, seed=args.seed)
+    recipe = FSMRecipe(base_steps=args.base_steps, finetune_steps=args.finetune_steps, seed=args.seed)
     fsm = TokFSM()
+    data = fsm_data(fsm, recipe)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; recipe {recipe}")
 
     clock = {"train": 0.0, "eval": 0.0}
@@ -56,15 +58,15 @@ def main() -> None:
 
     model = build_default_model(fsm, seed=recipe.seed)
     started[0] = time.perf_counter()
-    train_base(model, fsm, recipe, progress=False)
+    train_base(model, recipe, data, progress=False)
     lap()
     print(f"  {clock['train']:6.1f} s  base model done ({recipe.base_steps} steps, normalize-only codebooks)")
-    fit_codes(model, fsm, recipe)
+    fit_codes(model, recipe, data)
     check("k-means codes in")
-    tune_codes(
+    finetune(
         model,
-        fsm,
         recipe,
+        data,
         progress=False,
         callbacks=(lambda metrics: check(f"codebook step {metrics['step']}"),),
     )

@@ -259,7 +259,9 @@ class CodeIndex:
     def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Code ids (tokens, codebooks, k) of corpus tokens start..stop-1 as int32; -1 marks an empty slot."""
         block = np.asarray(self._stored[start:stop])
-        return np.where(block == self._empty, EMPTY, block).astype(np.int32)
+        ids = block.astype(np.int32)
+        ids[block == self._empty] = EMPTY
+        return ids
 
     def token_strings(self, start: int = 0, stop: int | None = None) -> list[str]:
         """The text of corpus tokens start..stop-1, one string per token."""

@@ -201,6 +201,8 @@ class CodebookNames:
                 raise CodebookError(
                     f"the codebook in {ref!r} must be a name or label such as {self.labels[0] if self else '1.mlp'!r}."
                 )
+            if isinstance(code, str):  # a pair of strings is two codes wherever a list of codes is taken
+                raise CodebookError(f"the id in {ref!r} is a string; give an integer, or write '{book}.{code}'.")
             index = self.index_of(book)
         elif isinstance(ref, str) and "." in ref:
             book, _, code = ref.rpartition(".")

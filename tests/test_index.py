@@ -123,3 +123,15 @@ def test_bad_corpora_are_explained(tmp_path: Path) -> None:
         CodeIndex.build(model, "<bos>4242", progress=False)
     with pytest.raises(CodebookError, match="no code index"):
         CodeIndex.open(tmp_path)
+
+
+def test_empty_slots_read_back_as_minus_one_as_everywhere() -> None:
+    model = tiny_model("gpt_neox", attach=False)
+    model.attach("layers.0.mlp", num_codes=16, k=1)
+    model.attach("layers.1.mlp", num_codes=16, k=3)  # the layer-0 codebook leaves slots 1 and 2 empty
+    corpus = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    index = CodeIndex.build(model, corpus, progress=False)
+    with torch.no_grad():
+        assert np.array_equal(index.ids(), model(corpus).codes.ids[0].numpy())
+    assert (index.ids()[:, 0, 1:] == -1).all() and (index.ids()[:, 1] >= 0).all()
+    assert index.document_span(0) == (0, 6) and index.token_strings(0, 2) == ["1", "2"]

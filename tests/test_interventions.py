@@ -258,3 +258,27 @@ def test_closing_a_stream_early_leaves_the_model_as_it_was(model) -> None:  # ty
     assert model.training
     model.eval()
     assert torch.equal(_run(model, x).logits, before.logits)
+
+
+def test_interventions_are_compiled_once_per_block_and_per_generate_call(model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Names are parsed and tables built when a block is entered (or generate starts), not per forward."""
+    from cbwidgets.names import CodebookNames
+
+    parsed: list[object] = []
+    real = CodebookNames.parse_code
+    monkeypatch.setattr(CodebookNames, "parse_code", lambda self, ref: parsed.append(ref) or real(self, ref))
+    x = tiny_data(2, 8)
+    with model.ablate(["0.mlp.1", "1.mlp.2"]), model.scale("1.1.3", 0.5, positions=[2]):
+        for _ in range(5):
+            _run(model, x)
+    assert len(parsed) == 3
+    parsed.clear()
+    steer = [Force("1.mlp.3"), Scale(("1.mlp", 3), 2.0), Add("0.2.1", 1.5, positions=[6])]
+    generated = model.generate(tiny_data(1, 4), max_new_tokens=12, seed=0, interventions=steer)
+    assert generated.new_ids.shape == (1, 12)
+    assert len(parsed) == 3  # once for the call, not once per generated token
+    plan = model.prepare(*steer)
+    parsed.clear()
+    with model.intervene(plan), model.intervene(plan):  # a plan is entered again without checking again
+        _run(model, x)
+    assert parsed == []

@@ -29,7 +29,9 @@ def _index() -> CodeIndex:
     book0 = [1, 1, 1, 1, 2, 2, 2, 2, 2, 2]
     book1 = [3, 3, 0, 0, 3, 0, 0, 0, 0, 0]
     codes = np.stack([book0, book1], axis=1).astype(np.uint16)[:, :, None]
-    return CodeIndex(codes, tokens, np.array([0, 4, 7, 10]), vocab, CodebookNames.from_labels(["0.0", "0.1"], num_codes=[4, 4]))
+    return CodeIndex(
+        codes, tokens, np.array([0, 4, 7, 10]), vocab, CodebookNames.from_labels(["0.0", "0.1"], num_codes=[4, 4])
+    )
 
 
 def test_topic_codes_rank_codes_by_how_exclusively_they_fire_in_topic_documents() -> None:
@@ -50,7 +52,7 @@ def test_topic_codes_rank_codes_by_how_exclusively_they_fire_in_topic_documents(
     assert "0.1.3" not in set(topic_codes(_index(), "dragon", min_firings=4)["code"])
     assert len(topic_codes(_index(), "dragon", per_codebook=1, min_firings=1)) == 2
     assert topic_codes(_index(), "unicorn").empty
-    with pytest.raises(CodebookError, match="unknown codebook '3.'"):
+    with pytest.raises(CodebookError, match=r"unknown codebook '3\.'"):
         topic_codes(_index(), "dragon", codebooks="3.")
 
 

@@ -102,7 +102,9 @@ class FixedCodes:
         bigram = torch.zeros_like(ids)
         bigram[:, 1:] = ids[:, :-1] * v + ids[:, 1:]
         codes = bigram if self.rule == "bigram" else torch.zeros_like(ids)
-        return SimpleNamespace(codes=Codes(codes[..., None, None], CodebookNames.from_labels(["0.mlp"], ["layers.0.mlp"])))
+        return SimpleNamespace(
+            codes=Codes(codes[..., None, None], CodebookNames.from_labels(["0.mlp"], ["layers.0.mlp"]))
+        )
 
 
 def test_code_purity_by_hand() -> None:

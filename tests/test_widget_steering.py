@@ -41,6 +41,7 @@ def test_panel_texts_are_the_models_samples_with_and_without_the_codes(model: An
     expected = topic_codes(index, "dragon", per_codebook=8, limit=24)
     assert panel.candidates == expected["code"].tolist()
     assert panel.chosen == panel.candidates[:6]
+    assert panel.choices == {"rule": ["replace", "add"]}  # the rules, written once (steering.RULES), sent to the view
     assert "documents mention 'dragon'" in panel.status
     panel.generate()
     settings = {"max_new_tokens": 40, "num_samples": 3, "seed": 5}

@@ -1,6 +1,6 @@
 """The largest classes and functions of a Python tree, by lines: a quick check on what grew too big.
 
-    python tools/sizes.py [cbwidgets] [--top 15]
+python tools/sizes.py [cbwidgets] [--top 15]
 """
 
 from __future__ import annotations

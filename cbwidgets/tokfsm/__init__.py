@@ -36,7 +36,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "Recipe":  # deprecated: FSMRecipe
-        from . import default
+        import warnings
 
-        return default.Recipe
+        warnings.warn("cbwidgets.tokfsm.Recipe is now cbwidgets.tokfsm.FSMRecipe", DeprecationWarning, stacklevel=2)
+        return FSMRecipe
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,7 +32,8 @@ from transformers import GPTNeoXConfig
 
 from ..model import CodebookModel
 from ..quiet import loading_bars_hidden
-from ..recipe import Recipe, TrainedModel, load_trained, save_trained, train_in_phases
+from ..recipe import Recipe as SharedRecipe
+from ..recipe import TrainedModel, load_trained, save_trained, train_in_phases
 from ..train import Data
 from .world import TokFSM
 
@@ -105,7 +106,7 @@ def build_default_model(fsm: TokFSM | None = None, seed: int = 0, num_codes: int
 
 
 @dataclass(frozen=True)
-class FSMRecipe(Recipe):
+class FSMRecipe(SharedRecipe):
     """The default model's recipe (the shared three phases, see ``cbwidgets.recipe``); the defaults
     are what the shipped model was made with: 1,000 base steps of 16 x 128 tokens, k-means on 128
     walks, 100 codebook-only steps with dead-code revival."""
@@ -125,7 +126,7 @@ class _FSMData:
         return self.fsm.sample(sequences, self.length, seed=seed)
 
 
-def fsm_data(fsm: TokFSM, recipe: Recipe) -> _FSMData:
+def fsm_data(fsm: TokFSM, recipe: SharedRecipe) -> _FSMData:
     """The phases' data: random walks of ``recipe.length`` tokens."""
     return _FSMData(fsm, recipe.length)
 

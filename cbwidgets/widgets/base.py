@@ -34,7 +34,7 @@ def as_array(values: Any, dtype: str) -> np.ndarray:
     """The one converter to what crosses the wire: a contiguous little-endian array on the CPU."""
     if hasattr(values, "detach"):  # a torch tensor, perhaps on a GPU
         values = values.detach().cpu().numpy()
-    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
+    return np.asarray(values, dtype=dtype, order="C")
 
 
 def _to_json(array: np.ndarray, _widget: Any) -> dict[str, Any]:
@@ -98,8 +98,9 @@ class WidgetBase(anywidget.AnyWidget):
         self._answering = True  # the observers of the changes below wait for the one answer
         try:
             super().set_state(sync_data)
-        except Exception as err:  # a value the traits refuse: say so, and still answer
+        except Exception as err:  # a value the traits refuse (all changes are undone): say so, and answer
             failed = err
+            self.request = sync_data["request"]
         finally:
             self._answering = False
         changed = set(sync_data) - set(_HANDSHAKE)

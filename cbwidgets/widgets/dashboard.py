@@ -44,7 +44,7 @@ class CodeDashboard(WidgetBase):
         self._index, self._model = index, model
         self._n, self._context = examples, context
         index.positions(code)  # a bad code fails here, with the index's message
-        super().__init__(code=code)
+        super().__init__(code=index.codebooks.canonical(code))
         self.heatmap = CodeHeatmap([], np.zeros((0, len(index.codebooks)), dtype=np.int32), index.codebooks)
         self._show()
 
@@ -53,8 +53,8 @@ class CodeDashboard(WidgetBase):
         return self._index.codebooks.canonical(proposal["value"])
 
     def show(self, code: Any) -> None:
-        """Switch the dashboard to ``code`` (what clicking a similar code does)."""
-        self.code = code
+        """Switch the dashboard to ``code``, in any form (what clicking a similar code does)."""
+        self.code = self._index.codebooks.canonical(code)
 
     def answer(self, changed: set[str], command: str) -> None:
         if "code" in changed:

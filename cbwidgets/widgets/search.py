@@ -57,6 +57,16 @@ class CodeSearch(WidgetBase):
                 found = table.attrs["matched_tokens"]  # the search already ran the regex
                 self.summary = f"{found:,} matched tokens; {len(table):,} codes fire on them (showing {len(shown)})"
 
+    @traitlets.validate("opened")
+    def _written_form(self, proposal: dict[str, Any]) -> str:
+        """A code opened from Python may be in any form the model takes; it reads in the written form."""
+        value = proposal["value"]
+        return self._index.codebooks.canonical(value) if value else ""
+
+    def open_code(self, code: Any) -> None:
+        """Open ``code`` (any form), as clicking its row does: ``on_open`` callbacks hear it."""
+        self.opened = self._index.codebooks.canonical(code)
+
     def on_open(self, callback: Callable[[str], Any]) -> None:
         """Call ``callback(code)`` when a row is clicked; its errors show in the widget."""
         guarded = self.guarded(callback)
