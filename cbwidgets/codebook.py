@@ -3,7 +3,7 @@
 Design choices that matter for speed and correctness:
 - The snap (similarity + top-k) runs without autograd: the chosen ids are not differentiable, so
   recording the T x C score matrix for backward would only cost memory and a matmul's worth of
-  backward time. Gradients reach the codes through the look-up and the input through the
+  backward time. Gradients reach the code vectors through the look-up and the input through the
   straight-through path.
 - Cosine and euclidean similarity are folded into the matrix of code vectors (normalised vectors;
   vectors augmented with -|c|^2 / 2), so the score pass is one plain matmul and never a second
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import CodebookError, check_choice, check_positive_int
+from .fitting import kmeans_centroids
 
 __all__ = [
     "LOSSES",
@@ -459,7 +460,7 @@ class Codebook(nn.Module):
         generator: torch.Generator | None = None,
         match_scale: bool = True,
     ) -> None:
-        """Set the codes to k-means centroids of the normalised inputs x (..., dim).
+        """Set the code vectors to k-means centroids of the normalised inputs x (..., dim).
 
         With ``match_scale`` the LayerNorm's gain and bias are first set to the inputs' typical
         per-token spread and offset, so LN(x) is close to x and putting the codebook into a trained
@@ -479,20 +480,6 @@ class Codebook(nn.Module):
             self.ln_weight.data.copy_((var + self.eps).sqrt().mean(0)[:, None].expand_as(self.ln_weight))
             self.ln_bias.data.copy_(mean.mean(0)[:, None].expand_as(self.ln_bias))
         points = self.normalize(x.detach().to(self.vectors.dtype)).transpose(0, 1)  # (G, N, dg)
-        g = points.shape[0]
-        start = torch.stack([torch.randperm(n, generator=generator)[:c] for _ in range(g)])
-        centroids = torch.gather(points, 1, start.to(points.device)[..., None].expand(-1, -1, points.shape[-1]))
-        rows = max(1, _MAX_SCORE_ELEMENTS // (g * c))
-        for _ in range(iters):
-            sums = torch.zeros_like(centroids)
-            counts = torch.zeros(g, c, device=points.device, dtype=points.dtype)
-            half_norm = 0.5 * centroids.pow(2).sum(-1)
-            for i in range(0, n, rows):
-                p = points[:, i : i + rows]
-                assign = (torch.bmm(p, centroids.transpose(1, 2)) - half_norm[:, None]).argmax(-1)
-                sums.scatter_add_(1, assign[..., None].expand_as(p), p)
-                counts.scatter_add_(1, assign, torch.ones_like(assign, dtype=counts.dtype))
-            filled = counts > 0
-            centroids = torch.where(filled[..., None], sums / counts.clamp_min(1)[..., None], centroids)
+        centroids = kmeans_centroids(points, c, iters, generator)  # (G, C, dg)
         self.vectors.data.copy_(centroids)
         self.reset_usage()

@@ -15,6 +15,7 @@ it fires / matched tokens, precision = matched tokens where it fires / all its f
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import warnings
@@ -46,11 +47,38 @@ class _Text:
     text: str
     owner: np.ndarray  # int64 (characters,)
 
+    @classmethod
+    def of(cls, tokens: np.ndarray, doc_starts: np.ndarray, vocab: Sequence[str]) -> _Text:
+        lengths = np.array([len(s) for s in vocab], dtype=np.int64)
+        token_len = lengths[tokens]
+        parts, owners = [], []
+        for a, b in itertools.pairwise(doc_starts.tolist()):
+            parts.append("".join(vocab[t] for t in tokens[a:b].tolist()))
+            owners.append(np.repeat(np.arange(a, b, dtype=np.int64), token_len[a:b]))
+            owners.append(np.array([-1], dtype=np.int64))
+        return cls(_SEPARATOR.join(parts) + _SEPARATOR, np.concatenate(owners))
+
+    def matches(self, pattern: str, ignore_case: bool) -> np.ndarray:
+        """Sorted unique token positions that a regex match starts in (group 1's start if it has groups)."""
+        try:
+            regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+        except re.error as err:
+            raise CodebookError(f"{pattern!r} is not a valid regular expression: {err}.") from None
+        group = 1 if regex.groups else 0
+        starts = [m.start(group) for m in regex.finditer(self.text) if m.start(group) >= 0]
+        if not starts:
+            return np.zeros(0, dtype=np.int64)
+        owners = self.owner[np.asarray(starts, dtype=np.int64)]
+        return np.unique(owners[owners >= 0])
+
 
 class CodeIndex:
     """Codes of a corpus; build with ``CodeIndex.build(model, corpus)``, reopen with ``CodeIndex.open``.
 
     It takes codes in every form ``model.ablate`` takes (``codebooks`` holds the model's names).
+    Why the class runs past 300 lines: it is one data structure with many read-only queries
+    (search, positions, examples, stats, document codes, spans), and about 20 of its lines are
+    names kept for one release (``codes``, ``empty``, ``topic_codes``).
     """
 
     def __init__(
@@ -129,46 +157,15 @@ class CodeIndex:
         Documents longer than the model's context are cut into consecutive windows of that length;
         each window is read with a fresh context (the codes at a window's start see no earlier tokens).
         """
-        from tqdm.auto import tqdm
-
         if not model.attached:
             raise CodebookError("this model has no codebooks; attach(...) or load a model with codebooks first.")
         docs = _documents(model, corpus)
         if not docs or sum(len(d) for d in docs) == 0:
             raise CodebookError("the corpus is empty; give at least one non-empty text or token sequence.")
-        window = model.max_length() or max(len(d) for d in docs)
         doc_starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
-        # (where the window starts in the corpus, its tokens)
-        pieces = [
-            (int(doc_starts[i]) + s, d[s : s + window]) for i, d in enumerate(docs) for s in range(0, len(d), window)
-        ]
-        codebooks = model.names
-        k = max(cb.k for cb in model.attached.values())
-        largest = max(book.num_codes or 0 for book in codebooks.codebooks)
-        dtype = np.uint16 if largest < np.iinfo(np.uint16).max else np.uint32
-        total = sum(len(d) for d in docs)
-        stored = np.empty((total, len(codebooks), k), dtype=dtype)
         tokens = np.concatenate([np.asarray(d, dtype=np.int32) for d in docs])
-        # batch windows of equal length together (no padding needed)
-        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
-        empty = np.iinfo(dtype).max
-        was_training = model.training
-        model.eval()
-        bar = tqdm(total=total, unit="tok", desc="indexing", disable=not progress)
-        try:
-            with torch.no_grad():
-                for batch in _equal_length_batches(order, pieces, batch_size):
-                    ids = torch.tensor([pieces[j][1] for j in batch], dtype=torch.long, device=model.device)
-                    found = model(ids).codes.ids.cpu().numpy()  # (B, T, N, k)
-                    found = np.where(found == EMPTY, empty, found).astype(dtype)
-                    for row, j in enumerate(batch):
-                        at, piece = pieces[j]
-                        stored[at : at + len(piece)] = found[row]
-                    bar.update(int(ids.numel()))
-        finally:
-            bar.close()
-            model.train(was_training)
-        return cls(stored, tokens, doc_starts, _vocab_text(model), codebooks)
+        stored = _read_codes(model, docs, doc_starts, batch_size, progress)
+        return cls(stored, tokens, doc_starts, _vocab_text(model), model.names)
 
     def _invert(self) -> tuple[np.ndarray, np.ndarray]:
         """CSR per codebook: positions where each code fires, sorted."""
@@ -298,31 +295,12 @@ class CodeIndex:
     def text(self) -> _Text:
         """The decoded corpus (documents joined by a separator) and each character's token; cached."""
         if self._text is None:
-            lengths = np.array([len(s) for s in self.vocab], dtype=np.int64)
-            token_len = lengths[np.asarray(self.tokens)]
-            parts = []
-            owners = []
-            for d in range(self.num_documents):
-                a, b = self.document_span(d)
-                parts.append("".join(self.token_strings(a, b)))
-                owners.append(np.repeat(np.arange(a, b, dtype=np.int64), token_len[a:b]))
-                owners.append(np.array([-1], dtype=np.int64))
-            self._text = _Text(_SEPARATOR.join(parts) + _SEPARATOR, np.concatenate(owners))
+            self._text = _Text.of(np.asarray(self.tokens), np.asarray(self.doc_starts), self.vocab)
         return self._text
 
     def matches(self, pattern: str, ignore_case: bool = False) -> np.ndarray:
         """Sorted unique token positions that a regex match starts in (group 1's start if it has groups)."""
-        try:
-            regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-        except re.error as err:
-            raise CodebookError(f"{pattern!r} is not a valid regular expression: {err}.") from None
-        text = self.text()
-        group = 1 if regex.groups else 0
-        starts = [m.start(group) for m in regex.finditer(text.text) if m.start(group) >= 0]
-        if not starts:
-            return np.zeros(0, dtype=np.int64)
-        owners = text.owner[np.asarray(starts, dtype=np.int64)]
-        return np.unique(owners[owners >= 0])
+        return self.text().matches(pattern, ignore_case)
 
     def search(self, pattern: str, min_precision: float = 0.0, min_matches: int = 1) -> pd.DataFrame:
         """Codes for a regex, most precise first: codebook, code, precision, recall, matches, firings.
@@ -435,6 +413,42 @@ def _documents(model: CodebookModel, corpus: Any) -> list[list[int]]:
         else:
             docs.append([int(t) for t in doc])
     return docs
+
+
+def _read_codes(
+    model: CodebookModel, docs: list[list[int]], doc_starts: np.ndarray, batch_size: int, progress: bool
+) -> np.ndarray:
+    """Every document's codes (tokens, codebooks, k) in the compact dtype, windows of equal length batched."""
+    from tqdm.auto import tqdm
+
+    window = model.max_length() or max(len(d) for d in docs)
+    # (where the window starts in the corpus, its tokens)
+    pieces = [(int(doc_starts[i]) + s, d[s : s + window]) for i, d in enumerate(docs) for s in range(0, len(d), window)]
+    codebooks = model.names
+    k = max(cb.k for cb in model.attached.values())
+    largest = max(book.num_codes or 0 for book in codebooks.codebooks)
+    dtype = np.uint16 if largest < np.iinfo(np.uint16).max else np.uint32
+    total = int(doc_starts[-1])
+    stored = np.empty((total, len(codebooks), k), dtype=dtype)
+    order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))  # equal lengths together: no padding
+    empty = np.iinfo(dtype).max
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=total, unit="tok", desc="indexing", disable=not progress)
+    try:
+        with torch.no_grad():
+            for batch in _equal_length_batches(order, pieces, batch_size):
+                ids = torch.tensor([pieces[j][1] for j in batch], dtype=torch.long, device=model.device)
+                found = model(ids).codes.ids.cpu().numpy()  # (B, T, N, k)
+                found = np.where(found == EMPTY, empty, found).astype(dtype)
+                for row, j in enumerate(batch):
+                    at, piece = pieces[j]
+                    stored[at : at + len(piece)] = found[row]
+                bar.update(int(ids.numel()))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return stored
 
 
 def _equal_length_batches(order: list[int], pieces: list[tuple[int, list[int]]], size: int) -> Iterable[list[int]]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-from . import fitting, saving
+from . import fitting, recording, saving
 from .codebook import Codebook, CodebookSpec
 from .codes import Codes
 from .errors import CodebookError, choices
@@ -42,7 +42,7 @@ from .interventions import (
     compile_interventions,
 )
 from .names import EMPTY, CodebookName, CodebookNames, CodeRef
-from .sites import SITE_KINDS, Site, parse_site, sites_for
+from .sites import SITE_KINDS, Site, parse_site, site_width, sites_for
 
 __all__ = ["CODEBOOKS_JSON", "CODEBOOKS_WEIGHTS", "CodebookModel", "CodebookOutput"]
 
@@ -87,7 +87,13 @@ def _key(site: str) -> str:
 
 
 class CodebookModel(nn.Module):
-    """Wraps a transformers causal LM; ``attach`` puts codebooks at sites, ``forward`` returns codes."""
+    """Wraps a transformers causal LM; ``attach`` puts codebooks at sites, ``forward`` returns codes.
+
+    Why the class runs past 300 lines: it is the object users hold, so besides its own four jobs
+    (attach and detach, the hooks, forward, interventions) it keeps a short entry point for each
+    thing done with a model whose work lives in another file (saving, fitting, recording, inputs,
+    generate); those entry points are about 60 of its lines.
+    """
 
     def __init__(self, model: PreTrainedModel, tokenizer: Any = None) -> None:
         super().__init__()
@@ -169,22 +175,11 @@ class CodebookModel(nn.Module):
         return [site.name for site in chosen]
 
     def _site_spec(self, site: Site, spec: CodebookSpec) -> CodebookSpec:
-        dim = self._site_dim(site)
+        dim = site_width(self.model, site)
         if spec.dim is not None and spec.dim != dim:
             raise CodebookError(f"the codebook spec has dim={spec.dim}, but site {site.name!r} is {dim} wide.")
         groups = spec.groups if spec.groups is not None else (site.num_heads if site.per_head else 1)
         return spec.with_settings(dim=dim, groups=groups)
-
-    def _site_dim(self, site: Site) -> int:
-        if site.hook == "output":
-            return int(self.config.hidden_size)
-        module = self.model.get_submodule(site.module)
-        if isinstance(module, nn.Linear):
-            return module.in_features
-        weight = getattr(module, "weight", None)
-        if weight is not None and weight.dim() == 2:  # GPT-2 Conv1D keeps (in, out)
-            return int(weight.shape[0])
-        raise CodebookError(f"cannot tell the input size of {site.module} ({type(module).__name__}).")
 
     def _install(self, site: Site, codebook: Codebook) -> None:
         module = self.model.get_submodule(site.module)
@@ -347,37 +342,9 @@ class CodebookModel(nn.Module):
         stacked = torch.cat(parts, dim=2) if parts else torch.zeros(b, t, 0, 1, dtype=torch.long, device=self.device)
         return Codes(stacked, self.names)
 
-    @torch.no_grad()
     def record(self, sites: str | Sequence[str], batches: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
-        """Activations at sites (any, with or without a codebook), one row per token: {site: (tokens, dim)}.
-
-        They are read as the model computes them now, codebooks and interventions included: the
-        value leaving a codebook at output sites, the value entering it at input sites. Under
-        ``codebooks_disabled()`` this is the base model's activations.
-        """
-        specs = [sites] if isinstance(sites, str) else list(sites)
-        chosen = [site for spec in specs for site in parse_site(spec, self.available_sites)]
-        captured: dict[str, list[Tensor]] = {site.name: [] for site in chosen}
-        handles = []
-        for site in chosen:
-            module = self.model.get_submodule(site.module)
-            store = captured[site.name]
-
-            def keep(value: Any, store: list[Tensor] = store) -> None:
-                tensor = value[0] if isinstance(value, tuple) else value
-                store.append(tensor.detach().reshape(-1, tensor.shape[-1]))
-
-            if site.hook == "output":
-                handles.append(module.register_forward_hook(lambda _m, _a, out, keep=keep: keep(out)))
-            else:
-                handles.append(module.register_forward_pre_hook(lambda _m, args, keep=keep: keep(args[0])))
-        try:
-            for batch in [batches] if isinstance(batches, Tensor) else batches:
-                self(batch)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return {name: torch.cat(parts) for name, parts in captured.items()}
+        """Activations at any sites, one row per token: {site: (tokens, dim)} (see recording.record)."""
+        return recording.record(self, sites, batches)
 
     @torch.no_grad()
     def codebook_inputs(self, batches: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
@@ -453,14 +420,7 @@ class CodebookModel(nn.Module):
     def kmeans_init(
         self, batches: Tensor | Iterable[Tensor], iters: int = 10, seed: int = 0, match_scale: bool = True
     ) -> None:
-        """Initialise every codebook with k-means on the base model's activations at its site.
-
-        ``match_scale`` also sets each codebook's LayerNorm gain and bias to the activations' typical
-        scale, so inserting the codebooks into a trained model disturbs it as little as possible;
-        the activations are then read from the base model alone. With ``match_scale=False`` the
-        LayerNorms keep their weights and each codebook's input is read under ``normalize_only()``,
-        as a model trained in that mode computes it.
-        """
+        """Every codebook's codes from k-means on the activations at its site (see fitting.kmeans_init)."""
         fitting.kmeans_init(self, batches, iters, seed, match_scale)
 
     def end_training_step(

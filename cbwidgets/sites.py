@@ -20,7 +20,16 @@ from typing import Any, Literal
 
 from .errors import CodebookError, choices
 
-__all__ = ["SITE_KINDS", "SITE_TABLE", "Site", "SiteRow", "parse_site", "sites_for", "supported_model_types"]
+__all__ = [
+    "SITE_KINDS",
+    "SITE_TABLE",
+    "Site",
+    "SiteRow",
+    "parse_site",
+    "site_width",
+    "sites_for",
+    "supported_model_types",
+]
 
 SITE_KINDS = ("attn_preproj", "attn", "mlp_hidden", "mlp", "block")  # in the order a layer computes them
 
@@ -81,6 +90,20 @@ class Site:
     @property
     def per_head(self) -> bool:
         return self.kind == "attn_preproj"
+
+
+def site_width(model: Any, site: Site) -> int:
+    """The size of the activation at ``site`` in ``model`` (a transformers model): what a codebook there takes."""
+    if site.hook == "output":
+        return int(model.config.hidden_size)
+    module = model.get_submodule(site.module)
+    in_features = getattr(module, "in_features", None)  # nn.Linear
+    if isinstance(in_features, int):
+        return in_features
+    weight = getattr(module, "weight", None)
+    if weight is not None and weight.dim() == 2:  # GPT-2's Conv1D keeps (in, out)
+        return int(weight.shape[0])
+    raise CodebookError(f"cannot tell the input size of {site.module} ({type(module).__name__}).")
 
 
 def supported_model_types() -> list[str]:
