@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from cbwidgets.index import CodeIndex
+from cbwidgets.names import CodebookNames
 from cbwidgets.tokfsm import TokFSM, load_default
 
 TOKENS, CODEBOOKS, CODES = 1_000_000, 16, 1000
@@ -35,7 +36,7 @@ def synthetic(rng: np.random.Generator) -> CodeIndex:
     codes = rng.integers(0, CODES, (TOKENS, CODEBOOKS, 1)).astype(np.uint16)
     doc_starts = np.arange(0, TOKENS + 1, 1000, dtype=np.int64)
     labels = [f"{i // 4}.{i % 4}" for i in range(CODEBOOKS)]
-    return CodeIndex(codes, tokens, doc_starts, vocab, labels, [CODES] * CODEBOOKS)
+    return CodeIndex(codes, tokens, doc_starts, vocab, CodebookNames.from_labels(labels, num_codes=[CODES] * CODEBOOKS))
 
 
 def timed(fn, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]

@@ -53,7 +53,7 @@ def measure(t: int, d: int, c: int, k: int, g: int, similarity: str, repeats: in
     dg = d // g
     # The floor gets its inputs already in the layout it wants.
     xf = x.reshape(t, g, dg).transpose(0, 1).contiguous() if g > 1 else x
-    codes_t = cb.codes.detach().transpose(1, 2).contiguous() if g > 1 else cb.codes.detach()[0].T.contiguous()
+    codes_t = cb.vectors.detach().transpose(1, 2).contiguous() if g > 1 else cb.vectors.detach()[0].T.contiguous()
 
     def floor() -> object:
         with torch.inference_mode():

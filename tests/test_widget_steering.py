@@ -42,6 +42,9 @@ def test_panel_texts_are_the_models_samples_with_and_without_the_codes(model: An
     assert panel.candidates == expected["code"].tolist()
     assert panel.chosen == panel.candidates[:6]
     assert panel.choices == {"rule": ["replace", "add"]}  # the rules, written once (steering.RULES), sent to the view
+    first = model.names.parse_code(panel.chosen[0])
+    panel.chosen = [f"{model.names.codebooks[first[0]].name}.{first[1]}", *panel.chosen[1:]]  # the full-name form
+    assert panel.chosen == panel.candidates[:6]  # read back in the written form
     assert "documents mention 'dragon'" in panel.status
     panel.generate()
     settings = {"max_new_tokens": 40, "num_samples": 3, "seed": 5}

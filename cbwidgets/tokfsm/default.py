@@ -1,4 +1,4 @@
-"""The default TokFSM model: built, trained on a CPU in about two minutes, shipped, loaded offline.
+"""The default TokFSM model: built, trained on a 2-core CPU in 2.5 to 5 minutes, shipped, loaded offline.
 
 The architecture is the reference's (GPT-NeoX, 4 layers, d_model 128, 4 heads, d_mlp 512, context
 128; codebooks at every layer's attention heads before the output projection and at every MLP,
@@ -134,7 +134,7 @@ def fsm_data(fsm: TokFSM, recipe: SharedRecipe) -> _FSMData:
 def train_default(
     recipe: FSMRecipe | None = None, fsm: TokFSM | None = None, progress: bool = True, measure: bool = False
 ) -> TrainedModel:
-    """Train the default model from scratch (about two minutes on a 2-core CPU).
+    """Train the default model from scratch (2.5 to 5 minutes on a 2-core CPU).
 
     ``measure`` puts ``compare_to_reference`` of the finished model in ``metrics``.
     """
