@@ -13,6 +13,7 @@ in ``saving.py``, k-means and the usage counters in ``fitting.py``, input checks
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -86,6 +87,24 @@ def _key(site: str) -> str:
     return site.replace(".", "_")  # nn.ModuleDict keys cannot hold dots
 
 
+_OLD_ORDER = ("num_codes", "k", "groups", "similarity", "loss", "revive_after")  # attach's positions before 0.2
+
+
+def _positional_settings(*values: Any) -> dict[str, Any]:
+    if len(values) > len(_OLD_ORDER) or isinstance(values[0], bool) or not isinstance(values[0], int):
+        raise CodebookError(
+            f"attach takes a CodebookSpec or settings by name, got {values[0]!r}; for example "
+            f"attach('mlp', num_codes=1000, k=8) or attach('mlp', CodebookSpec(num_codes=1000, k=8))."
+        )
+    warnings.warn(
+        "settings given by position to attach are deprecated; name them (attach(sites, num_codes=..., k=...)) "
+        "or pass a CodebookSpec",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return dict(zip(_OLD_ORDER, values, strict=False))
+
+
 class CodebookModel(nn.Module):
     """Wraps a transformers causal LM; ``attach`` puts codebooks at sites, ``forward`` returns codes.
 
@@ -151,13 +170,20 @@ class CodebookModel(nn.Module):
         return f"CodebookModel({type(self.model).__name__}, codebooks=[{books}])"
 
     # --------------------------------------------------------- attach / detach
-    def attach(self, sites: str | Sequence[str], spec: CodebookSpec | None = None, /, **settings: Any) -> list[str]:
+    def attach(
+        self, sites: str | Sequence[str], spec: CodebookSpec | int | None = None, *old: Any, **settings: Any
+    ) -> list[str]:
         """Attach one codebook per site: site names (``layers.1.mlp``) or a kind for all layers (``mlp``).
 
         The codebook is built from ``spec`` with ``settings`` changed (``attach('mlp', num_codes=512,
         k=8)``); ``dim`` comes from the site, and ``groups`` defaults to one group per head at
         ``attn_preproj`` and 1 elsewhere. Returns the site names attached.
         """
+        if spec is not None and not isinstance(spec, CodebookSpec):  # the settings given in the old order
+            settings = {**_positional_settings(spec, *old), **settings}
+            spec = None
+        elif old:
+            raise CodebookError("after the spec, give settings by name: attach(sites, spec, k=8).")
         base = (spec or CodebookSpec()).with_settings(**settings)
         specs = [sites] if isinstance(sites, str) else list(sites)
         if not specs:

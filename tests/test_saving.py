@@ -91,3 +91,14 @@ def test_a_newer_format_is_refused_with_what_to_do(tmp_path: Path) -> None:
     (folder / CODEBOOKS_JSON).write_text(json.dumps(meta))
     with pytest.raises(CodebookError, match=r"format version 9; this cbwidgets reads versions 1, 2\. Upgrade"):
         CodebookModel.from_pretrained(folder)
+
+
+def test_settings_given_by_position_still_attach_and_warn() -> None:
+    model = tiny_model("gpt_neox", attach=False)
+    with pytest.warns(DeprecationWarning, match="name them"):
+        model.attach("mlp", 20, 2)  # the order attach took before CodebookSpec: num_codes, k, ...
+    assert (model.attached["layers.0.mlp"].num_codes, model.attached["layers.0.mlp"].k) == (20, 2)
+    with pytest.raises(CodebookError, match="attach takes a CodebookSpec or settings by name, got 'big'"):
+        model.attach("attn", "big")
+    with pytest.raises(CodebookError, match="give settings by name"):
+        model.attach("attn", CodebookSpec(), 3)
