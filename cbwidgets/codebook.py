@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import CodebookError, check_choice, check_positive_int
-from .fitting import kmeans_centroids
 
 __all__ = [
     "LOSSES",
@@ -38,12 +37,14 @@ __all__ = [
     "ScoreEdit",
     "Snap",
     "WeightEdit",
+    "kmeans_centroids",
 ]
 
 SIMILARITIES = ("cosine", "inner", "euclidean")
 LOSSES = ("aeloss", "vqvae", "fullaeloss")
 
-# Score matrices above this many elements are computed in row chunks to bound memory (256 MB fp32).
+# Score and distance matrices above this many elements are computed in row chunks to bound memory
+# (256 MB fp32).
 _MAX_SCORE_ELEMENTS = 1 << 26
 
 
@@ -483,3 +484,27 @@ class Codebook(nn.Module):
         centroids = kmeans_centroids(points, c, iters, generator)  # (G, C, dg)
         self.vectors.data.copy_(centroids)
         self.reset_usage()
+
+
+@torch.no_grad()
+def kmeans_centroids(points: Tensor, k: int, iters: int, generator: torch.Generator | None = None) -> Tensor:
+    """Lloyd's k-means, one problem per group: points (G, N, d) -> centroids (G, k, d).
+
+    Starts from k distinct random points; a centroid that loses all its points stays where it was.
+    """
+    g, n, _ = points.shape
+    start = torch.stack([torch.randperm(n, generator=generator)[:k] for _ in range(g)])
+    centroids = torch.gather(points, 1, start.to(points.device)[..., None].expand(-1, -1, points.shape[-1]))
+    rows = max(1, _MAX_SCORE_ELEMENTS // (g * k))
+    for _ in range(iters):
+        sums = torch.zeros_like(centroids)
+        counts = torch.zeros(g, k, device=points.device, dtype=points.dtype)
+        half_norm = 0.5 * centroids.pow(2).sum(-1)
+        for i in range(0, n, rows):
+            p = points[:, i : i + rows]
+            assign = (torch.bmm(p, centroids.transpose(1, 2)) - half_norm[:, None]).argmax(-1)  # nearest
+            sums.scatter_add_(1, assign[..., None].expand_as(p), p)
+            counts.scatter_add_(1, assign, torch.ones_like(assign, dtype=counts.dtype))
+        filled = counts > 0
+        centroids = torch.where(filled[..., None], sums / counts.clamp_min(1)[..., None], centroids)
+    return centroids
