@@ -88,13 +88,13 @@ class AblationPanel(CodeGridWidget):
             out.append({"code": names.canonical(edit["code"]), "scale": scale})
         return out
 
-    def interventions(self) -> list[Intervention]:
-        """The edits as intervention values (what the panel runs the model under)."""
+    def interventions(self, edits: list[dict[str, Any]] | None = None) -> list[Intervention]:
+        """The edits (checked ones, or the panel's own) as the intervention values the panel runs under."""
         check_choice("mode", self.mode, ABLATION_MODES)
         check_choice("where", self.where, WHERE)
         positions = [self.position] if self.where == "token" else None
         out: list[Intervention] = []
-        for edit in self._checked_edits():
+        for edit in self._checked_edits() if edits is None else edits:
             if edit["scale"] == 0.0:
                 out.append(Ablate(edit["code"], positions, self.mode))
             elif edit["scale"] != 1.0:
@@ -105,11 +105,11 @@ class AblationPanel(CodeGridWidget):
         if command == "reset":
             self.edits = []
         self._rerun()
-        self.edits = self._checked_edits()  # checked by the run: now in the written form
 
     def _rerun(self) -> None:
         start = time.perf_counter()
-        with torch.no_grad(), self._model.intervene(*self.interventions()):
+        edits = self._checked_edits()  # once a run: checked, and in the written form
+        with torch.no_grad(), self._model.intervene(*self.interventions(edits)):
             logits = self._model(self._ids).logits[0]
         logp = logits.float().log_softmax(-1)
         p = self.position
@@ -126,8 +126,9 @@ class AblationPanel(CodeGridWidget):
             self.next_before = torch.cat([nan, self._base_logp[steps, actual].exp()])
             self.next_after = torch.cat([nan, logp[steps, actual].exp()])
             ms = (time.perf_counter() - start) * 1000
-            edited = ", ".join(f"{e['code']}x{e['scale']:g}" for e in self._checked_edits()) or "none"
+            edited = ", ".join(f"{e['code']}x{e['scale']:g}" for e in edits) or "none"
             self.status = f"edits: {edited}; mode {self.mode}, {self.where}; ran in {ms:.0f} ms"
+            self.edits = edits
 
     def reset(self) -> None:
         """Back to the untouched model: no edits."""
