@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["end_training_step", "kmeans_init", "usage"]
 
+
 def kmeans_init(
     model: CodebookModel,
     batches: Tensor | Iterable[Tensor],

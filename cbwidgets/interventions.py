@@ -15,7 +15,6 @@ every position, newly generated ones included; that is how topic steering holds 
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -26,7 +25,7 @@ from torch import Tensor
 from .codebook import AddEdit, CodeEdit, ReplaceEdit, ScoreEdit, WeightEdit
 from .codes import Codes
 from .errors import CodebookError, check_choice
-from .names import CodebookNames, CodeRef, code_refs
+from .names import CodebookNames, CodeRef, as_integer, code_refs
 
 __all__ = [
     "ABLATION_MODES",
@@ -49,16 +48,10 @@ Positions = Any  # an int, a sequence or array of ints (numpy and torch integers
 
 
 def _position(value: Any) -> int:
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, int):
-        try:
-            value = item()
-        except (ValueError, RuntimeError):
-            raise CodebookError(f"position {value!r} is not one integer; give a list of positions.") from None
-    if isinstance(value, bool):
-        raise CodebookError(f"position {value!r} is not valid; positions are integers (negative count from the end).")
     try:
-        return operator.index(value)
+        return as_integer(value)
+    except ValueError:
+        raise CodebookError(f"position {value!r} is not one integer; give a list of positions.") from None
     except TypeError:
         raise CodebookError(
             f"position {value!r} is not valid; positions are integers (negative count from the end)."

@@ -25,7 +25,7 @@ from typing import Any, SupportsIndex
 
 from .errors import CodebookError, choices
 
-__all__ = ["EMPTY", "CodeRef", "CodebookName", "CodebookNames", "code_id", "code_refs", "is_one_code"]
+__all__ = ["EMPTY", "CodeRef", "CodebookName", "CodebookNames", "as_integer", "code_id", "code_refs", "is_one_code"]
 
 EMPTY = -1  # an empty slot: a dropped code, a codebook switched off, k beyond a codebook's own
 
@@ -261,20 +261,33 @@ def code_refs(refs: Any) -> tuple[Any, ...]:
         ) from None
 
 
-def code_id(value: Any, ref: Any = None) -> int:
-    """An integer code id from a Python, numpy or torch integer (or a one-element integer array)."""
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
+def as_integer(value: Any) -> int:
+    """A Python int from a Python, numpy or torch integer, or a one-element integer array.
+
+    Raises ValueError for an array of several numbers, TypeError for a bool or a non-integer; each
+    caller turns those into a message about what the number was for.
+    """
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, int):
         try:
             value = item()  # numpy and torch scalars, and arrays of one element
         except (ValueError, RuntimeError):
-            raise CodebookError(f"code id {value!r} is not one integer; give one id per code.") from None
+            raise ValueError("several numbers") from None
+    if isinstance(value, bool):  # True is not a 1 here
+        raise TypeError("a bool")
+    return operator.index(value)
+
+
+def code_id(value: Any, ref: Any = None) -> int:
+    """An integer code id from a Python, numpy or torch integer (or a one-element integer array)."""
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
     where = f" in {ref!r}" if ref is not None and ref is not value else ""
-    if isinstance(value, bool):
-        raise CodebookError(f"code id {value!r}{where} is a bool; give an integer id.")
     try:
-        return operator.index(value)
-    except TypeError:
-        raise CodebookError(f"code id {value!r}{where} is not an integer; code ids are whole numbers.") from None
+        return as_integer(value)
+    except ValueError:
+        raise CodebookError(f"code id {value!r} is not one integer; give one id per code.") from None
+    except TypeError as err:
+        is_bool = err.args == ("a bool",)  # numpy and torch bools too
+        kind = "is a bool; give an integer id" if is_bool else "is not an integer; code ids are whole numbers"
+        raise CodebookError(f"code id {value!r}{where} {kind}.") from None
