@@ -94,28 +94,27 @@ class CodeHeatmap(CodeGridWidget):
     # -------------------------------------------------------------- reading
     def select(self, code: Any) -> None:
         """Select a code (any accepted form, ``"1.mlp.173"``, ``("1.mlp", 173)``), as a click would; ``""`` clears."""
-        if code == "" or code is None:
-            self.selected_at = []
-            return
+        self.selected_at = [] if code == "" or code is None else list(self._parse(code))
+
+    def _parse(self, code: Any) -> tuple[int, int]:
         try:
-            book, value = self.codebooks.parse_code(code)
+            return self.codebooks.parse_code(code)
         except CodebookError as err:
             raise CodebookError(f"{code!r} is not a code of this heatmap: {err}") from None
-        self.selected_at = [book, value]
 
+    # ``selected`` (the name) and ``selected_at`` ([codebook, id], what a click sets) follow each other
     def _select_at(self, where: list[int]) -> None:
-        """``selected`` follows [codebook, id] (what a click sets)."""
         self.selected = self.codebooks.code_name(*where) if where else ""
 
     @traitlets.validate("selected")
     def _canonical(self, proposal: dict[str, Any]) -> str:
         """``heatmap.selected = "layers.1.mlp.5"`` is taken as ``select`` takes it, and reads "1.mlp.5"."""
         value = proposal["value"]
-        if not value:
-            self.selected_at = []
-            return ""
-        self.select(value)
-        return self.codebooks.code_name(*self.selected_at)
+        return self.codebooks.code_name(*self._parse(value)) if value else ""
+
+    @traitlets.observe("selected")
+    def _select_name(self, change: dict[str, Any]) -> None:
+        self.select(change["new"])
 
     def positions(self, code: Any = None) -> list[int]:
         """Token positions where ``code`` (default: the selected one) fires."""
