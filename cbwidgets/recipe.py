@@ -162,9 +162,9 @@ def train_in_phases(
         "kmeans": lambda: fit_codes(model, recipe, data),
         "finetune": lambda: finetune(model, recipe, data, progress),
     }
-    for phase, run in steps.items():
+    for phase in PHASES:
         clock = time.perf_counter()
-        history = run()
+        history = steps[phase]()
         seconds[phase] = time.perf_counter() - clock
         if history is not None and not history.empty:
             histories.append(history)

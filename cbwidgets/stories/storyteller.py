@@ -52,19 +52,17 @@ STORYTELLER_DIR = Path(__file__).parent / "storyteller_model"
 @dataclass(frozen=True)
 class StoryRecipe(Recipe):
     """The storyteller's recipe (the shared three phases, see ``cbwidgets.recipe``) and its model's
-    shape; the defaults are what the shipped model was made with. The finetune phase trains model
-    and codebooks together, so the model comes to depend on the codes."""
+    shape; the defaults are what the shipped model was made with (batch size and learning rates
+    are the shared recipe's). The finetune phase trains model and codebooks together, so the model
+    comes to depend on the codes."""
 
-    batch_size: int = 16
     length: int = 256  # the model's context, and the training windows
     base_steps: int = 1100
-    lr: float = 3e-3
     warmup_steps: int = 50
     weight_decay: float = 0.1
     kmeans_sequences: int = 64
     kmeans_iters: int = 15
     finetune_steps: int = 600
-    finetune_lr: float = 1e-3
     finetune_warmup_steps: int = 20
     freeze_base: bool = False
     vocab_size: int = 4096
