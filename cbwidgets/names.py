@@ -182,11 +182,12 @@ class CodebookNames:
             return list(range(len(self.codebooks)))
         if isinstance(spec, str):
             books = self.codebooks
-            hits = [i for i, b in enumerate(books) if spec in (b.kind, b.site)]
             if spec.isdigit():
                 hits = [i for i, b in enumerate(books) if b.layer == int(spec)]
             elif spec.endswith("."):
                 hits = [i for i, b in enumerate(books) if b.label.startswith(spec) or b.name.startswith(spec)]
+            else:
+                hits = [i for i, b in enumerate(books) if spec in (b.kind, b.site)]
             return hits or [self.index_of(spec)]
         out: list[int] = []
         for item in spec:

@@ -178,13 +178,16 @@ def train_in_phases(
 
 
 def save_trained(
-    trained: TrainedModel, folder: str | Path, half: bool = True, quiet: AbstractContextManager[Any] | None = None
+    trained: TrainedModel,
+    folder: str | Path,
+    half: bool = True,
+    quiet: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> Path:
     """The model (float16 when ``half``: half the size) with ``recipe.json`` and ``metrics.json`` beside it."""
     model = copy.deepcopy(trained.model)
     if half:
         model.half()
-    with quiet or nullcontext():
+    with quiet() if quiet is not None else nullcontext():
         folder = model.save_pretrained(folder)
     (folder / "recipe.json").write_text(json.dumps(trained.recipe.to_dict(), indent=2))
     metrics = {"metrics": trained.metrics.to_dict("records"), "seconds": trained.seconds}

@@ -152,7 +152,7 @@ def train_default(
 
 def save_default(trained: TrainedModel, folder: str | Path, half: bool = True) -> Path:
     """Save a trained model; ``half`` stores float16 weights (the shipped model is about 4 MB)."""
-    return save_trained(trained, folder, half, quiet=_quiet_rope_factor())
+    return save_trained(trained, folder, half, quiet=_quiet_rope_factor)
 
 
 def load_default(folder: str | Path | None = None, device: str | torch.device | None = None) -> CodebookModel:
