@@ -170,3 +170,25 @@ def test_exported_panel_shows_its_predictions_offline(
     assert _shown_after(page) == {t: f"{100 * a:.1f}%" for t, (_, a) in panel.predictions.items()}
     assert page.locator(".cbw-status").inner_text() == panel.status
     assert page.blocked == [] and page.js_errors == []
+
+
+def test_reset_reclick_and_python_edits_paint_what_the_kernel_computed(
+    page: Any, model: Any, prompt: torch.Tensor
+) -> None:
+    panel = cbwidgets.ablation_panel(model, prompt)
+    mount(page, panel)
+    code = f"1.mlp.{int(panel.ids[-1, 9, 0])}"
+    page.locator(f".cbw-ab-code[data-code='{code}'] .cbw-ab-toggle").check()
+    page.wait_for_function("document.querySelector('.cbw-status').textContent.includes('x0;')")
+    page.locator(".cbw-ab-reset").click()  # the kernel clears the edits; the toggles follow
+    page.wait_for_function("document.querySelector('.cbw-status').textContent.startsWith('edits: none')")
+    assert panel.edits == [] and page.locator(".cbw-ab-toggle:checked").count() == 0
+    page.locator(".cbw-ab-tok[data-t='40']").click()  # the token already shown: nothing changes, still answered
+    page.wait_for_function("window.cbwModel.get('answered') === window.cbwModel.get('request')")
+    assert page.locator(".cbw-root.cbw-busy").count() == 0
+    panel.edits = [{"code": ("layers.1.mlp", np.int64(code.split(".")[-1])), "scale": 0.0}]  # from Python
+    page.evaluate("cbwPull()")
+    page.wait_for_function("document.querySelector('.cbw-status').textContent.includes('x0;')")
+    assert _shown_after(page) == {t: f"{100 * a:.1f}%" for t, (_, a) in panel.predictions.items()}
+    assert page.locator(f".cbw-ab-code[data-code='{code}'] .cbw-ab-toggle").is_checked()
+    assert page.blocked == [] and page.js_errors == []
