@@ -5,22 +5,26 @@
 import { diverging } from "./colour.js";
 import { readCodes, readVector } from "./wire.js";
 import { codeName, EMPTY } from "./names.js";
-import { tokenSpan, tokenText } from "./tokens.js";
-import { createFrame, divs, radios } from "./frame.js";
+import { quotedToken, tokenSpan } from "./tokens.js";
+import { checkRadio, createFrame, divs, radios } from "./frame.js";
 import { createRequests } from "./request.js";
 
+const STEPS = 20; // a dragged slider moves in steps of 1/20; a scale set from Python is kept as it is
 const pct = (p) => (Number.isFinite(p) ? `${(100 * p).toFixed(1)}%` : "-");
 
 function render({ model, el }) {
-  const { root, error, status, tooltip } = createFrame(el, "cbw-ablation", model);
+  const frame = createFrame(el, "cbw-ablation", model);
+  const { root, error, status, tooltip } = frame;
   root.append(error);
   const [prompt, body] = divs(root, "cbw-ab-prompt", "cbw-ab-body");
   const [controls, preds] = divs(body, "cbw-ab-controls", "cbw-ab-preds");
   root.append(status);
 
-  const requests = createRequests(model, root);
+  const requests = createRequests(model, frame);
   const send = requests.send;
   const edits = new Map(); // code name -> scale, for codes switched on
+  let mode = null; // the radio groups, kept to show a mode or where set from Python
+  let where = null;
 
   function readEdits() {
     edits.clear();
@@ -70,7 +74,7 @@ function render({ model, el }) {
     const span = event.target.closest(".cbw-ab-tok");
     if (!span) return tooltip.hide();
     const t = Number(span.dataset.t);
-    const tok = JSON.stringify(tokenText(model.get("tokens")[t]));
+    const tok = quotedToken(model.get("tokens")[t]);
     tooltip.show(event, [
       [`token ${t}`, tok],
       ["p(this token) before", pct(Number(span.dataset.before))],
@@ -88,7 +92,7 @@ function render({ model, el }) {
     const t = model.get("position");
     const title = document.createElement("div");
     title.className = "cbw-ab-title";
-    title.textContent = `codes at token ${t} ${JSON.stringify(tokenText(model.get("tokens")[t]))}`;
+    title.append(`codes at token ${t} `, tokenSpan(model.get("tokens")[t]));
     const rows = [];
     for (let n = 0; n < data.N; n++) {
       for (let k = 0; k < data.K; k++) {
@@ -98,9 +102,9 @@ function render({ model, el }) {
       }
     }
     const choices = model.get("choices");
-    const mode = radios("mode", choices.mode || [], model.get("mode"), (v) => send({ mode: v }));
+    mode = radios("mode", choices.mode || [], model.get("mode"), (v) => send({ mode: v }));
     mode.title = "at scale 0: substitute = the next most similar code takes its place; drop = nothing does";
-    const where = radios("where", choices.where || [], model.get("where"), (v) => send({ where: v }));
+    where = radios("where", choices.where || [], model.get("where"), (v) => send({ where: v }));
     where.title = "edit the code wherever it fires in the prompt, or only at this token";
     const reset = document.createElement("button");
     reset.className = "cbw-ab-reset";
@@ -134,14 +138,14 @@ function render({ model, el }) {
     slider.className = "cbw-ab-scale";
     slider.min = "0";
     slider.max = "2";
-    slider.step = "0.05";
+    slider.step = "any";
     slider.value = String(edits.has(code) ? edits.get(code) : 1);
     slider.title = "scale: 0 = ablated, 1 = as is, 2 = doubled";
     const value = document.createElement("span");
     value.className = "cbw-ab-value";
     const show = () => {
-      const scale = Number(slider.value);
-      value.textContent = !toggle.checked ? "as is" : scale === 0 ? "off" : `x${scale.toFixed(2)}`;
+      const scale = edits.has(code) ? edits.get(code) : 1; // the value held, not the slider's rounding
+      value.textContent = !toggle.checked ? "as is" : scale === 0 ? "off" : `x${scale}`;
       row.classList.toggle("cbw-on", toggle.checked);
     };
     show();
@@ -154,7 +158,8 @@ function render({ model, el }) {
       sendEdits();
     });
     slider.addEventListener("input", () => {
-      const scale = Number(slider.value);
+      const scale = Math.round(Number(slider.value) * STEPS) / STEPS; // 23 / 20 prints 1.15; 23 * 0.05 does not
+      slider.value = String(scale);
       toggle.checked = scale !== 1;
       if (toggle.checked) edits.set(code, scale);
       else edits.delete(code);
@@ -201,6 +206,8 @@ function render({ model, el }) {
   }
 
   function paintResult() {
+    if (mode) checkRadio(mode, model.get("mode"));
+    if (where) checkRadio(where, model.get("where"));
     paintPrompt();
     paintPredictions();
     status.textContent = model.get("status");

@@ -4,12 +4,13 @@
 
 import { diverging } from "./colour.js";
 import { readVector } from "./wire.js";
-import { tokenSpan } from "./tokens.js";
+import { quotedToken, tokenSpan, TOKEN_CHARS } from "./tokens.js";
 import { createFrame, divs } from "./frame.js";
 import { createRequests } from "./request.js";
 
 function render({ model, el }) {
-  const { root, error, status } = createFrame(el, "cbw-dashboard", model);
+  const frame = createFrame(el, "cbw-dashboard", model);
+  const { root, error, status } = frame;
   root.append(error);
   const [title, summary, hist, columns] = divs(root, "cbw-db-title", "cbw-db-summary", "cbw-db-hist", "cbw-db-columns");
   const [examples, side] = divs(columns, "cbw-db-examples", "cbw-db-side");
@@ -18,7 +19,7 @@ function render({ model, el }) {
   function paint() {
     const stats = model.get("stats");
     title.textContent = `code ${model.get("code")}`;
-    const tops = (stats.top_tokens || []).map(([t, n]) => `${JSON.stringify(t)} x${n}`).join(", ");
+    const tops = (stats.top_tokens || []).map(([t, n]) => `${quotedToken(t)} x${n}`).join(", ");
     summary.textContent =
       `fires on ${stats.firings} tokens (${(100 * stats.frequency).toFixed(3)}% of the corpus) in ` +
       `${stats.documents} documents; most often on ${tops || "nothing"}`;
@@ -50,7 +51,12 @@ function render({ model, el }) {
       row.dataset.i = String(i);
       row.title = `document ${ex.document}, token ${ex.position}: click to open in the heatmap`;
       const fire = tokenSpan(ex.token, "cbw-token cbw-db-fire");
-      row.append(tokenSpan(ex.left, "cbw-token cbw-db-ctx"), fire, tokenSpan(ex.right, "cbw-token cbw-db-ctx"));
+      const context = { limit: 3 * TOKEN_CHARS };
+      row.append(
+        tokenSpan(ex.left, "cbw-token cbw-db-ctx", { ...context, fromEnd: true }),
+        fire,
+        tokenSpan(ex.right, "cbw-token cbw-db-ctx", context),
+      );
       return row;
     });
     examples.replaceChildren(heading("examples (the firing token marked)"), ...rows);
@@ -86,7 +92,7 @@ function render({ model, el }) {
     side.replaceChildren(...parts);
   }
 
-  const requests = createRequests(model, root);
+  const requests = createRequests(model, frame);
   examples.addEventListener("click", (event) => {
     const row = event.target.closest(".cbw-db-example");
     if (!row) return;

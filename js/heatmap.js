@@ -5,14 +5,15 @@
 import { codeColour } from "./colour.js";
 import { readCodes } from "./wire.js";
 import { codeName, EMPTY } from "./names.js";
-import { tokenSpan, tokenText } from "./tokens.js";
+import { quotedToken, tokenSpan } from "./tokens.js";
 import { createFrame, divs } from "./frame.js";
 
 const ROW = 22; // px per token row
 const OVERSCAN = 12; // rows rendered beyond the visible ones
 
 function render({ model, el }) {
-  const { root, error, status, tooltip } = createFrame(el, "cbw-heatmap", model);
+  const frame = createFrame(el, "cbw-heatmap", model);
+  const { root, error, status, tooltip } = frame;
   root.append(error, status);
   const [scroller] = divs(root, "cbw-hm-scroll");
   const [spacer] = divs(scroller, "cbw-hm-spacer");
@@ -111,7 +112,7 @@ function render({ model, el }) {
     const row = event.target.closest(".cbw-hm-row");
     if (!row) return tooltip.hide();
     const t = Number(row.dataset.t);
-    const rows = [[`token ${t}`, JSON.stringify(tokenText(data.tokens[t]))]];
+    const rows = [[`token ${t}`, quotedToken(data.tokens[t])]];
     const columns = cell ? [Number(cell.dataset.n)] : [...Array(data.N).keys()];
     for (const n of columns.slice(0, 16)) {
       const ids = [];

@@ -8,7 +8,8 @@ import { createRequests } from "./request.js";
 const DEBOUNCE_MS = 150;
 
 function render({ model, el }) {
-  const { root, error, status } = createFrame(el, "cbw-search", model);
+  const frame = createFrame(el, "cbw-search", model);
+  const { root, error, status } = frame;
   const input = document.createElement("input");
   input.type = "text";
   input.className = "cbw-se-input";
@@ -16,7 +17,7 @@ function render({ model, el }) {
   input.value = model.get("pattern");
   root.append(input, error, status);
   const [table] = divs(root, "cbw-se-table");
-  const requests = createRequests(model, root);
+  const requests = createRequests(model, frame);
   let timer = null;
 
   input.addEventListener("input", () => {

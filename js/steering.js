@@ -64,18 +64,19 @@ function marked(text, regex) {
 }
 
 function render({ model, el }) {
-  const { root, error, status } = createFrame(el, "cbw-steering", model);
+  const frame = createFrame(el, "cbw-steering", model);
+  const { root, error, status } = frame;
   const [top, picker, controls] = divs(root, "cbw-st-top", "cbw-st-picker", "cbw-st-controls");
   const prompt = field(top, "prompt", input("text", "cbw-st-prompt"));
   prompt.value = model.get("prompt");
   const topic = field(top, "topic word", input("text", "cbw-st-topic", { placeholder: "e.g. dragon" }));
   topic.value = model.get("topic");
 
-  const requests = createRequests(model, root);
+  const requests = createRequests(model, frame);
   const rules = radios("rule", model.get("choices").rule || [], model.get("rule"), (v) => send("rule", v));
   rules.classList.add("cbw-st-rules");
   controls.appendChild(rules);
-  const strength = field(controls, "strength", input("range", "cbw-st-strength", { min: 0, max: 10, step: 0.1 }));
+  const strength = field(controls, "strength", input("range", "cbw-st-strength", { min: 0, max: 10, step: "any" }));
   const strengthValue = document.createElement("span");
   strengthValue.className = "cbw-st-value";
   strength.after(strengthValue);
@@ -115,7 +116,11 @@ function render({ model, el }) {
       if (Number.isFinite(value)) send(key, value);
     });
   }
-  strength.addEventListener("input", () => (strengthValue.textContent = Number(strength.value).toFixed(1)));
+  strength.addEventListener("input", () => {
+    // dragging moves in steps of 0.1; a strength set from Python (1.25) is shown as it is held
+    strength.value = String(Math.round(Number(strength.value) * 10) / 10);
+    strengthValue.textContent = strength.value;
+  });
   // settle any edit still in the prompt box before asking for a run
   go.addEventListener("click", () => requests.send({ prompt: prompt.value }, "generate"));
   stop.addEventListener("click", () => requests.send({}, "stop"));
@@ -128,7 +133,7 @@ function render({ model, el }) {
 
   function paintSettings() {
     for (const [el, key] of numbers) if (document.activeElement !== el) el.value = model.get(key);
-    strengthValue.textContent = Number(model.get("strength")).toFixed(1);
+    strengthValue.textContent = String(model.get("strength"));
     for (const r of rules.querySelectorAll("input")) r.checked = r.value === model.get("rule");
     if (document.activeElement !== prompt) prompt.value = model.get("prompt");
     if (document.activeElement !== topic) topic.value = model.get("topic");

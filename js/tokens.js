@@ -1,5 +1,6 @@
 // Token strings as a reader should see them. Always set through textContent: a token is text,
-// never markup, whatever it holds.
+// never markup, whatever it holds. Each token is bidi-isolated (a U+202E inside it cannot reverse
+// its neighbours) and a long one is cut, with the whole text a double-click away.
 
 // Byte-level BPE (GPT-2 style) writes bytes as printable stand-ins; map the common ones back.
 const BPE = new Map([
@@ -7,6 +8,10 @@ const BPE = new Map([
   ["\u010a", "\n"], // Ċ: newline
   ["\u0109", "\t"], // ĉ: tab
 ]);
+
+export const TOKEN_CHARS = 40; // a token longer than this is shown cut, with an ellipsis
+const FSI = "\u2068"; // first strong isolate ... pop directional isolate: bidi isolation in plain text
+const PDI = "\u2069";
 
 /** The text a token stands for, with byte-level BPE stand-ins turned back into characters. */
 export function tokenText(raw) {
@@ -23,11 +28,42 @@ export function visibleToken(raw) {
   return ("\u00b7".repeat(lead) + text.slice(lead)).replace(/\n/g, "\u21b5").replace(/\t/g, "\u2192");
 }
 
-/** A span holding one token as text. */
-export function tokenSpan(raw, className = "cbw-token") {
+/** At most `limit` characters of `text`, then "…" and how long it is in all. */
+export function cut(text, limit = TOKEN_CHARS) {
+  const chars = [...text];
+  if (chars.length <= limit) return text;
+  return `${chars.slice(0, limit).join("")}\u2026 (${chars.length.toLocaleString("en-US")} characters)`;
+}
+
+/** `text` wrapped in bidi isolates, for strings that are not inside their own element (titles, rows). */
+export function isolated(text) {
+  return FSI + text + PDI;
+}
+
+/** A token quoted for tooltips and summaries: JSON-quoted, cut when long (its length said), isolated. */
+export function quotedToken(raw) {
+  const chars = [...tokenText(raw)];
+  const head = JSON.stringify(chars.slice(0, TOKEN_CHARS).join(""));
+  const more = chars.length > TOKEN_CHARS ? `\u2026 (${chars.length.toLocaleString("en-US")} characters)` : "";
+  return isolated(head + more);
+}
+
+/** A span holding one token as text; a long token is cut and a double-click shows it whole.
+ * `fromEnd` keeps the end of a long text instead (a left context, which ends at the firing token). */
+export function tokenSpan(raw, className = "cbw-token", { limit = TOKEN_CHARS, fromEnd = false } = {}) {
   const span = document.createElement("span");
   span.className = className;
-  span.textContent = visibleToken(raw);
-  span.title = JSON.stringify(tokenText(raw));
+  const shown = visibleToken(raw);
+  const chars = [...shown];
+  span.title = quotedToken(raw);
+  if (chars.length <= limit) {
+    span.textContent = shown;
+    return span;
+  }
+  const part = fromEnd ? chars.slice(-limit) : chars.slice(0, limit);
+  span.textContent = fromEnd ? `\u2026${part.join("")}` : `${part.join("")}\u2026`;
+  span.classList.add("cbw-cut");
+  span.title += " (double-click to see it whole)";
+  span.dataset.full = tokenText(raw); // read by the frame's full-text box
   return span;
 }

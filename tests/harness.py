@@ -55,6 +55,7 @@ _MOUNT = """async ([esm, css, state]) => {
       for (const k of dirty) changes[k] = values[k];
       dirty.clear();
       window.cbwSent.push(changes);
+      if (window.cbwDeaf) return;  // a test's stand-in for a kernel that no longer answers
       apply(await window.cbwSave(JSON.stringify(changes)));
     },
   };
@@ -68,6 +69,7 @@ _MOUNT = """async ([esm, css, state]) => {
   // what the kernel would push unasked (a background thread's updates): fetched when a test pulls
   window.cbwPull = async () => apply(await window.cbwState());
   window.cbwModel = model;
+  window.cbwFire = (name) => (listeners[name] || []).forEach((f) => f());  // e.g. "comm_live_update"
   const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
   const widget = (await import(url)).default;
   await widget.render({ model, el: document.getElementById("view") });
@@ -77,7 +79,8 @@ _MOUNT = """async ([esm, css, state]) => {
 def mount(page: Any, widget: Any) -> None:
     """Render ``widget``'s real bundle in ``page``; ``save_changes`` sets the Python widget's traits
     (so its observers run, as in a kernel) and sends the widget's new state back.
-    ``page.evaluate("cbwPull()")`` brings changes made in Python since (by a thread, say)."""
+    ``page.evaluate("cbwPull()")`` brings changes made in Python since (by a thread, say);
+    ``window.cbwDeaf = true`` stops answering (a kernel gone); ``cbwFire(event)`` fires a model event."""
 
     def save(changes_json: str) -> str:
         widget.set_state(json.loads(changes_json))
