@@ -16,6 +16,7 @@ in every array of ids the package hands out.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import warnings
@@ -25,7 +26,17 @@ from typing import Any, SupportsIndex
 
 from .errors import CodebookError, choices
 
-__all__ = ["EMPTY", "CodeRef", "CodebookName", "CodebookNames", "as_integer", "code_id", "code_refs", "is_one_code"]
+__all__ = [
+    "EMPTY",
+    "CodeRef",
+    "CodebookName",
+    "CodebookNames",
+    "as_integer",
+    "as_real",
+    "code_id",
+    "code_refs",
+    "is_one_code",
+]
 
 EMPTY = -1  # an empty slot: a dropped code, a codebook switched off, k beyond a codebook's own
 
@@ -277,6 +288,25 @@ def as_integer(value: Any) -> int:
     if isinstance(value, bool):  # True is not a 1 here
         raise TypeError("a bool")
     return operator.index(value)
+
+
+def as_real(value: Any) -> float:
+    """A finite Python float from a Python, numpy or torch real number, or a one-element array.
+
+    Raises ValueError (several numbers, or not finite) or TypeError (a bool, or not a number), like
+    ``as_integer``; each caller says what the number was for.
+    """
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, int | float):
+        try:
+            value = item()
+        except (ValueError, RuntimeError):
+            raise ValueError("several numbers") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    return float(value)
 
 
 def code_id(value: Any, ref: Any = None) -> int:

@@ -80,14 +80,26 @@ def test_reset_restores_the_untouched_model(model: Any, prompt: torch.Tensor) ->
     assert torch.equal(_next_probs(model, prompt), untouched)
 
 
-def test_bad_edits_show_in_the_widget(model: Any, prompt: torch.Tensor) -> None:
+def test_bad_edits_raise_in_python_and_show_in_the_widget(model: Any, prompt: torch.Tensor) -> None:
     panel = cbwidgets.ablation_panel(model, prompt)
-    panel.edits = [{"code": "1.mlp.3", "scale": 3.0}]
-    assert "outside 0..2" in panel.error
-    panel.edits = [{"code": "9.mlp.3", "scale": 0.0}]
-    assert "9.mlp" in panel.error
-    panel.edits = []
-    assert panel.error == ""
+    code = f"1.mlp.{int(panel.ids[-1, 9, 0])}"
+    panel.edits = [{"code": code, "scale": np.float32(0.5)}]  # numbers the library hands out are taken
+    assert panel.edits == [{"code": code, "scale": 0.5}]
+    for bad, message in [
+        ({"code": code, "scale": 3.0}, "outside 0..2"),
+        ({"code": code, "scale": float("nan")}, "not one finite number"),
+        ({"code": code, "scale": "half"}, "'half'.* is not one finite number"),
+        ({"code": "9.mlp.3", "scale": 0.0}, "9.mlp"),
+        ({"scale": 0.0}, "has no 'code'"),
+    ]:
+        with pytest.raises(CodebookError, match=message):
+            panel.edits = [bad]
+        assert panel.edits == [{"code": code, "scale": 0.5}]  # nothing lost
+    # the same from the view: the message lands in the widget and the request is answered
+    panel.set_state({"edits": [{"code": "9.mlp.3", "scale": 0.0}], "request": 7})
+    assert "9.mlp" in panel.error and panel.answered == 7 and panel.edits == [{"code": code, "scale": 0.5}]
+    panel.set_state({"edits": [], "request": 8})
+    assert panel.error == "" and panel.edits == []
     with pytest.raises(CodebookError, match="outside the prompt"):
         cbwidgets.ablation_panel(model, prompt).__class__(model, prompt, position=99)
 

@@ -18,7 +18,8 @@ import traitlets
 from ..errors import CodebookError, check_choice
 from ..interventions import ABLATION_MODES, Ablate, Intervention, Scale
 from ..model import CodebookModel
-from .base import STATIC, Array, CodeGridWidget
+from ..names import as_real
+from .base import STATIC, Array, CodeGridWidget, refusing
 from .text import token_strings
 
 __all__ = ["AblationPanel", "ablation_panel"]
@@ -75,26 +76,30 @@ class AblationPanel(CodeGridWidget):
         self._rerun()
 
     # ------------------------------------------------------------ running
-    def _checked_edits(self) -> list[dict[str, Any]]:
-        """The edits with each code in its written form (so the view and Python compare them alike)."""
+    @traitlets.validate("edits")
+    @refusing
+    def _valid_edits(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
+        """Edits are held checked and in the written form, whoever sets them: the view and Python then
+        compare them alike, and a code id given as a numpy or torch integer never reaches the wire."""
+        return self._checked_edits(proposal["value"])
+
+    def _checked_edits(self, edits: list[Any]) -> list[dict[str, Any]]:
         names = self._model.names
         out = []
-        for edit in self.edits:
+        for edit in edits:
             if not isinstance(edit, dict) or "code" not in edit:
                 raise CodebookError(f"edit {edit!r} has no 'code'; give {{'code': '1.mlp.173', 'scale': 0.0}}.")
-            scale = float(edit.get("scale", 0.0))
-            if not _SCALES[0] <= scale <= _SCALES[1]:
-                raise CodebookError(f"scale {scale} for {edit['code']} is outside 0..2 (0 = ablated, 1 = as is).")
+            scale = as_scale(edit.get("scale", 0.0), edit["code"])
             out.append({"code": names.canonical(edit["code"]), "scale": scale})
         return out
 
     def interventions(self, edits: list[dict[str, Any]] | None = None) -> list[Intervention]:
-        """The edits (checked ones, or the panel's own) as the intervention values the panel runs under."""
+        """The edits (the panel's own, or others given in any form) as the intervention values it runs under."""
         check_choice("mode", self.mode, ABLATION_MODES)
         check_choice("where", self.where, WHERE)
         positions = [self.position] if self.where == "token" else None
         out: list[Intervention] = []
-        for edit in self._checked_edits() if edits is None else edits:
+        for edit in self.edits if edits is None else self._checked_edits(edits):
             if edit["scale"] == 0.0:
                 out.append(Ablate(edit["code"], positions, self.mode))
             elif edit["scale"] != 1.0:
@@ -108,8 +113,8 @@ class AblationPanel(CodeGridWidget):
 
     def _rerun(self) -> None:
         start = time.perf_counter()
-        edits = self._checked_edits()  # once a run: checked, and in the written form
-        with torch.no_grad(), self._model.intervene(*self.interventions(edits)):
+        edits = self.edits
+        with torch.no_grad(), self._model.intervene(*self.interventions()):
             logits = self._model(self._ids).logits[0]
         logp = logits.float().log_softmax(-1)
         p = self.position
@@ -128,7 +133,6 @@ class AblationPanel(CodeGridWidget):
             ms = (time.perf_counter() - start) * 1000
             edited = ", ".join(f"{e['code']}x{e['scale']:g}" for e in edits) or "none"
             self.status = f"edits: {edited}; mode {self.mode}, {self.where}; ran in {ms:.0f} ms"
-            self.edits = edits
 
     def reset(self) -> None:
         """Back to the untouched model: no edits."""
@@ -155,6 +159,19 @@ class AblationPanel(CodeGridWidget):
             "<table><thead><tr><th>token</th><th>p before</th><th>p after</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         )
+
+
+def as_scale(value: Any, code: Any) -> float:
+    """A scale in 0..2 (0 = ablated, 1 = as is), given as any real number the library hands out."""
+    try:
+        scale = as_real(value)
+    except (TypeError, ValueError):
+        raise CodebookError(
+            f"scale {value!r} for {code!r} is not one finite number; give one in 0..2 (0 = ablated, 1 = as is)."
+        ) from None
+    if not _SCALES[0] <= scale <= _SCALES[1]:
+        raise CodebookError(f"scale {scale:g} for {code!r} is outside 0..2 (0 = ablated, 1 = as is).")
+    return scale
 
 
 def ablation_panel(model: CodebookModel, prompt: Any, top: int = 10) -> AblationPanel:

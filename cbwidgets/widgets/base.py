@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,9 @@ import anywidget
 import numpy as np
 import traitlets
 
-__all__ = ["STATIC", "Array", "CodeGridWidget", "WidgetBase", "as_array"]
+from ..errors import CodebookError
+
+__all__ = ["STATIC", "Array", "CodeGridWidget", "RefusedValue", "WidgetBase", "as_array", "refusing"]
 
 STATIC = Path(__file__).parent / "static"
 _HANDSHAKE = ("request", "command")
@@ -63,6 +66,30 @@ class Array(traitlets.TraitType[np.ndarray, Any]):
         if array.ndim != self.ndim:
             raise traitlets.TraitError(f"{self.name} must have {self.ndim} dimension(s); got shape {array.shape}.")
         return array
+
+
+class RefusedValue(CodebookError, traitlets.TraitError):
+    """A value a widget's trait refuses. A CodebookError to the user's code; a TraitError to traitlets,
+    which then undoes the whole message from the view that carried it (a plain exception would leave
+    the refused value set)."""
+
+
+_Validator = Callable[[Any, dict[str, Any]], Any]
+
+
+def refusing(validator: _Validator) -> _Validator:
+    """Wrap a trait validator so that its CodebookError becomes a RefusedValue."""
+
+    @functools.wraps(validator)
+    def run(widget: Any, proposal: dict[str, Any]) -> Any:
+        try:
+            return validator(widget, proposal)
+        except RefusedValue:
+            raise
+        except CodebookError as err:
+            raise RefusedValue(str(err)) from None
+
+    return run
 
 
 class WidgetBase(anywidget.AnyWidget):

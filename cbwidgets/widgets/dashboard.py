@@ -11,7 +11,7 @@ import traitlets
 from ..code_effects import code_logit_effect, residual_vector, similar_codes
 from ..index import CodeIndex
 from ..model import CodebookModel
-from .base import STATIC, Array, WidgetBase
+from .base import STATIC, Array, WidgetBase, refusing
 from .export import export_html
 from .heatmap import CodeHeatmap
 from .search import CodeSearch
@@ -49,6 +49,7 @@ class CodeDashboard(WidgetBase):
         self._show()
 
     @traitlets.validate("code")
+    @refusing
     def _written_form(self, proposal: dict[str, Any]) -> str:
         return self._index.codebooks.canonical(proposal["value"])
 

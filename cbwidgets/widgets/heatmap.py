@@ -14,7 +14,7 @@ from ..codes import Codes
 from ..errors import CodebookError
 from ..model import CodebookModel
 from ..names import EMPTY, CodebookNames
-from .base import STATIC, CodeGridWidget, as_array
+from .base import STATIC, CodeGridWidget, as_array, refusing
 from .text import token_strings
 
 __all__ = ["CodeHeatmap", "heatmap"]
@@ -107,6 +107,7 @@ class CodeHeatmap(CodeGridWidget):
         self.selected = self.codebooks.code_name(*where) if where else ""
 
     @traitlets.validate("selected")
+    @refusing
     def _canonical(self, proposal: dict[str, Any]) -> str:
         """``heatmap.selected = "layers.1.mlp.5"`` is taken as ``select`` takes it, and reads "1.mlp.5"."""
         value = proposal["value"]

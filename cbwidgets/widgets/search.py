@@ -11,7 +11,7 @@ import pandas as pd
 import traitlets
 
 from ..index import CodeIndex
-from .base import STATIC, Array, WidgetBase
+from .base import STATIC, Array, WidgetBase, refusing
 
 __all__ = ["CodeSearch"]
 
@@ -58,6 +58,7 @@ class CodeSearch(WidgetBase):
                 self.summary = f"{found:,} matched tokens; {len(table):,} codes fire on them (showing {len(shown)})"
 
     @traitlets.validate("opened")
+    @refusing
     def _written_form(self, proposal: dict[str, Any]) -> str:
         """A code opened from Python may be in any form the model takes; it reads in the written form."""
         value = proposal["value"]

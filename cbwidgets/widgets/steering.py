@@ -21,7 +21,7 @@ from ..generate import stream
 from ..index import CodeIndex
 from ..model import CodebookModel
 from ..steering import RULES, cut_at_end, steering, topic_codes
-from .base import STATIC, Array, WidgetBase
+from .base import STATIC, Array, WidgetBase, refusing
 
 __all__ = ["SteeringPanel", "steering_panel"]
 
@@ -100,6 +100,7 @@ class SteeringPanel(WidgetBase):
             self.stop()
 
     @traitlets.validate("chosen")
+    @refusing
     def _written_form(self, proposal: dict[str, Any]) -> list[str]:
         return [self._model.names.canonical(code) for code in proposal["value"]]
 

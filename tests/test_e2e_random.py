@@ -1,0 +1,235 @@
+"""Randomized end to end: JupyterLab, a kernel, Chromium, and hundreds of mixed user actions on the
+ablation panel (clicks, slider drags, mode switches, edits set from Python, resets, re-clicks).
+
+After each action settles, the painted numbers must equal a fresh run of the model in this test's
+own process under the interventions the user asked for, and the kernel must hold what the user did.
+At the end the kernel is restarted: the panel must say it has lost its kernel, never hang busy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+import pytest
+import torch
+
+from cbwidgets.interventions import Ablate, Intervention, Scale
+from cbwidgets.tokfsm import TokFSM, load_default
+from cbwidgets.widgets.text import token_strings
+from tests.browser import shot
+from tests.jupyter import JupyterLab, open_notebook
+
+ACTIONS = 220
+SEED = 13
+PROMPT_SEED = 2
+
+CELLS = [
+    "import json, ipywidgets, numpy as np, torch\nimport cbwidgets\nfrom cbwidgets.tokfsm import TokFSM, load_default\n"
+    f"model = load_default()\nprompt = TokFSM().sample(1, 41, seed={PROMPT_SEED})",
+    # the kernel's state, printed into a Label after every answer (to the view or to Python)
+    "panel = cbwidgets.ablation_panel(model, prompt)\nkernel = ipywidgets.Label()\nkernel.add_class('kernel-view')\n"
+    "def report(_):\n"
+    "    kernel.value = json.dumps({k: getattr(panel, k) for k in ('edits', 'mode', 'where', 'position', 'status')})\n"
+    "panel.observe(report, 'revision')\nreport(None)\n"
+    "ipywidgets.VBox([panel, kernel])",
+]
+
+_EXECUTE = """async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({ code, store_history: false });
+  let error = null;
+  future.onIOPub = (msg) => { if (msg.header.msg_type === "error") error = msg.content.evalue; };
+  await future.done;
+  return error;
+}"""
+
+_PAINTED = """() => {
+  const root = document.querySelector('.cbw-ablation');
+  return {
+    busy: root.classList.contains('cbw-busy'),
+    notice: root.querySelector('.cbw-notice').hidden ? '' : root.querySelector('.cbw-notice').textContent,
+    error: root.querySelector('.cbw-error') ? root.querySelector('.cbw-error').textContent : '',
+    status: root.querySelector('.cbw-status').textContent,
+    position: Number(root.querySelector('.cbw-ab-tok.cbw-selected').dataset.t),
+    mode: root.querySelector('.cbw-ab-bar input[value=substitute]').checked ? 'substitute' : 'drop',
+    where: root.querySelector('.cbw-ab-bar input[value=token]').checked ? 'token' : 'everywhere',
+    codes: [...root.querySelectorAll('.cbw-ab-code')].map((r) => ({
+      code: r.dataset.code, on: r.querySelector('.cbw-ab-toggle').checked,
+      value: r.querySelector('.cbw-ab-value').textContent })),
+    after: Object.fromEntries([...root.querySelectorAll('.cbw-ab-pred[data-token]')].map(
+      (r) => [r.dataset.token, r.querySelector('.cbw-after span').textContent])),
+    next: [...root.querySelectorAll('.cbw-ab-tok')].map((s) => Number(s.dataset.after)),
+  };
+}"""
+
+_SETTLED = """() => {
+  const root = document.querySelector('.cbw-ablation');
+  const kernel = document.querySelector('.kernel-view');
+  if (!root || !kernel || root.classList.contains('cbw-busy')) return false;
+  try { return JSON.parse(kernel.textContent).status === root.querySelector('.cbw-status').textContent; }
+  catch { return false; }
+}"""
+
+
+class Oracle:
+    """What the user asked for, and the model run fresh in this process under it."""
+
+    def __init__(self) -> None:
+        self.model = load_default()
+        self.ids = TokFSM().sample(1, 41, seed=PROMPT_SEED)
+        self.tokens = token_strings(self.model.tokenizer, self.ids[0].tolist())
+        with torch.no_grad():
+            self.before = self.model(self.ids).logits[0].float().softmax(-1)
+        self.edits: dict[str, float] = {}
+        self.mode, self.where, self.position = "substitute", "everywhere", self.ids.shape[1] - 1
+
+    def interventions(self) -> list[Intervention]:
+        positions = [self.position] if self.where == "token" else None
+        out: list[Intervention] = []
+        for code, scale in self.edits.items():
+            if scale == 0:
+                out.append(Ablate(code, positions, self.mode))
+            elif scale != 1:
+                out.append(Scale(code, scale, positions))
+        return out
+
+    def run(self) -> torch.Tensor:
+        with torch.no_grad(), self.model.intervene(*self.interventions()):
+            return self.model(self.ids).logits[0].float().softmax(-1)
+
+
+def _check(page: Any, oracle: Oracle, step: int, action: str) -> dict[str, Any]:
+    where = f"after action {step} ({action})"
+    page.wait_for_function(_SETTLED, timeout=30_000)
+    painted = page.evaluate(_PAINTED)
+    kernel = json.loads(page.locator(".kernel-view").inner_text())
+    assert not painted["notice"] and not painted["error"], (where, painted["notice"], painted["error"])
+    # the kernel holds what the user did ...
+    assert {e["code"]: e["scale"] for e in kernel["edits"]} == oracle.edits, where
+    assert (kernel["mode"], kernel["where"], kernel["position"]) == (oracle.mode, oracle.where, oracle.position), where
+    # ... and the view paints it: settings, toggles and the status line
+    assert (painted["mode"], painted["where"], painted["position"]) == (oracle.mode, oracle.where, oracle.position)
+    assert f"mode {oracle.mode}, {oracle.where}" in painted["status"], where
+    for row in painted["codes"]:
+        scale = oracle.edits.get(row["code"])
+        assert row["on"] == (scale is not None), (where, row)
+        if scale is not None:
+            assert row["value"] == ("off" if scale == 0 else f"x{scale:g}"), (where, row)
+    # ... and the painted numbers are a fresh run's
+    probs = oracle.run()
+    p = oracle.position
+    union = torch.cat([oracle.before[p].topk(10).indices, probs[p].topk(10).indices]).unique().tolist()
+    expected = dict(zip(token_strings(oracle.model.tokenizer, union), probs[p, union].tolist(), strict=True))
+    assert set(painted["after"]) == set(expected), where
+    for token, text in painted["after"].items():
+        assert abs(float(text.rstrip("%")) - 100 * expected[token]) <= 0.051, (where, token, text, expected[token])
+    actual = oracle.ids[0, 1:]
+    next_fresh = probs[torch.arange(actual.shape[0]), actual].tolist()
+    for t, value in enumerate(painted["next"][1:]):
+        assert math.isclose(value, next_fresh[t], rel_tol=1e-4, abs_tol=1e-6), (where, t, value, next_fresh[t])
+    return painted
+
+
+def test_two_hundred_random_actions_always_paint_what_a_fresh_run_computes(jupyterlab: JupyterLab, page: Any) -> None:
+    oracle = Oracle()
+    rng = random.Random(SEED)
+    open_notebook(jupyterlab, page, "random.ipynb", CELLS)
+    page.wait_for_selector(".cbw-ab-code")
+    painted = _check(page, oracle, 0, "opened")
+    counts: dict[str, int] = {}
+    kinds = ["toggle", "click-slider", "drag-slider", "mode", "where", "token", "reclick", "reset", "python"]
+    for step in range(1, ACTIONS + 1):
+        kind = rng.choice(kinds)
+        counts[kind] = counts.get(kind, 0) + 1
+        codes = [row["code"] for row in painted["codes"]]
+        if kind == "toggle":
+            code = rng.choice(codes)
+            page.locator(f".cbw-ab-code[data-code='{code}'] .cbw-ab-toggle").click()
+            if code in oracle.edits:
+                del oracle.edits[code]
+            else:
+                oracle.edits[code] = 0.0
+        elif kind in ("click-slider", "drag-slider"):
+            code = rng.choice(codes)
+            slider = page.locator(f".cbw-ab-code[data-code='{code}'] .cbw-ab-scale")
+            slider.scroll_into_view_if_needed()
+            box = slider.bounding_box()
+            y = box["y"] + box["height"] / 2
+            stops = [rng.uniform(0.02, 0.98) for _ in range(1 if kind == "click-slider" else rng.randint(3, 8))]
+            page.mouse.move(box["x"] + box["width"] * stops[0], y)
+            page.mouse.down()
+            for stop in stops[1:]:
+                page.mouse.move(box["x"] + box["width"] * stop, y, steps=3)
+            page.mouse.up()
+            value = float(slider.input_value())  # where the user left it
+            if value == 1:
+                oracle.edits.pop(code, None)
+            else:
+                oracle.edits[code] = value
+        elif kind == "mode":
+            oracle.mode = rng.choice(["substitute", "drop"])
+            page.locator(f".cbw-ablation input[value='{oracle.mode}']").click()
+        elif kind == "where":
+            oracle.where = rng.choice(["everywhere", "token"])
+            page.locator(f".cbw-ablation input[value='{oracle.where}']").click()
+        elif kind in ("token", "reclick"):
+            oracle.position = oracle.position if kind == "reclick" else rng.randrange(len(oracle.tokens))
+            page.locator(f".cbw-ab-tok[data-t='{oracle.position}']").click()
+        elif kind == "reset":
+            oracle.edits = {}
+            page.locator(".cbw-ab-reset").click()
+        else:
+            code = _python_action(page, oracle, rng, codes)
+            kind = f"python: {code}"
+        painted = _check(page, oracle, step, kind)
+    print("actions:", ACTIONS, counts)
+    print("screenshot:", shot(page, "jupyterlab-random-actions"))
+
+    # the kernel restarts: the panel says it has lost its kernel, and a slider moved after it does
+    # not leave it busy
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    page.wait_for_function("document.querySelector('.cbw-ablation').classList.contains('cbw-disconnected')")
+    page.locator(".cbw-ab-scale").first.fill("0.5")
+    notice = page.locator(".cbw-ablation .cbw-notice")
+    assert notice.is_visible() and notice.inner_text().startswith("This view has lost its kernel")
+    assert page.locator(".cbw-ablation.cbw-busy").count() == 0
+    print("screenshot:", shot(page, "jupyterlab-kernel-restarted"))
+    assert page.blocked == [], page.blocked
+
+
+def _python_action(page: Any, oracle: Oracle, rng: random.Random, codes: list[str]) -> str:
+    """Set the panel from Python in the kernel, with code ids in the forms the library hands out."""
+    choice = rng.choice(["edits", "edits", "mode", "position", "reset"])
+    if choice == "edits":
+        picked = rng.sample(codes, rng.randint(1, 3))
+        forms = []
+        oracle.edits = {}
+        for code in picked:
+            label, number = code.rsplit(".", 1)
+            scale = rng.choice([0.0, 0.5, 1.25, 2.0, 0.35])
+            oracle.edits[code] = scale
+            form = rng.choice(
+                [repr(code), f"('layers.{label}', np.int64({number}))", f"('{label}', torch.tensor({number}))"]
+            )
+            forms.append(f"{{'code': {form}, 'scale': {scale}}}")
+        code = f"panel.edits = [{', '.join(forms)}]"
+    elif choice == "mode":
+        oracle.mode = rng.choice(["substitute", "drop"])
+        code = f"panel.mode = {oracle.mode!r}"
+    elif choice == "position":
+        oracle.position = rng.randrange(len(oracle.tokens))
+        code = f"panel.position = np.int64({oracle.position}).item()"
+    else:
+        oracle.edits = {}
+        code = "panel.reset()"
+    error = page.evaluate(_EXECUTE, code)
+    assert error is None, (code, error)
+    return code
+
+
+@pytest.fixture(autouse=True)
+def _long_timeout(page: Any) -> None:
+    page.set_default_timeout(60_000)
