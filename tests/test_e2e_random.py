@@ -83,6 +83,7 @@ class Oracle:
         self.tokens = token_strings(self.model.tokenizer, self.ids[0].tolist())
         with torch.no_grad():
             self.before = self.model(self.ids).logits[0].float().softmax(-1)
+        self.names = {c.label: c.name for c in self.model.names.codebooks}  # "2.1" -> its full name
         self.edits: dict[str, float] = {}
         self.mode, self.where, self.position = "substitute", "everywhere", self.ids.shape[1] - 1
 
@@ -209,11 +210,10 @@ def _python_action(page: Any, oracle: Oracle, rng: random.Random, codes: list[st
         oracle.edits = {}
         for code in picked:
             label, number = code.rsplit(".", 1)
+            name = oracle.names[label]
             scale = rng.choice([0.0, 0.5, 1.25, 2.0, 0.35])
             oracle.edits[code] = scale
-            form = rng.choice(
-                [repr(code), f"('layers.{label}', np.int64({number}))", f"('{label}', torch.tensor({number}))"]
-            )
+            form = rng.choice([repr(code), f"('{name}', np.int64({number}))", f"('{label}', torch.tensor({number}))"])
             forms.append(f"{{'code': {form}, 'scale': {scale}}}")
         code = f"panel.edits = [{', '.join(forms)}]"
     elif choice == "mode":
