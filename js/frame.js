@@ -42,14 +42,16 @@ export function createFrame(el, className, model) {
       notice.hidden = !notice.textContent;
     },
   };
-  // Jupyter's widget manager sets comm_live = false on every model when the kernel restarts and
-  // marks the view's element; the model proxy passes the event on but not the flag itself.
-  model.on("comm_live_update", () => {
-    const dead = Boolean(el.closest(".jupyter-widgets-disconnected"));
-    root.classList.toggle("cbw-disconnected", dead);
-    if (dead) root.classList.remove("cbw-busy");
+  // Jupyter's widget manager sets comm_live = false on every model when the kernel restarts or the
+  // notebook is shut down; nothing sets it back on a rendered model (a new kernel has none of the
+  // old widgets). The model proxy passes the event on but not the flag, so the event means "gone";
+  // a closed comm means the same.
+  const lost = () => {
+    root.classList.add("cbw-disconnected");
+    root.classList.remove("cbw-busy");
     connection.say(said);
-  });
+  };
+  for (const event of ["comm_live_update", "comm:close"]) model.on(event, lost);
   const tooltip = createTooltip(root);
   showWholeTokens(root);
   return { root, error, status, tooltip, connection };

@@ -191,7 +191,8 @@ def test_two_hundred_random_actions_always_paint_what_a_fresh_run_computes(jupyt
 
     # the kernel restarts: the panel says it has lost its kernel, and a slider moved after it does
     # not leave it busy
-    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:restart-kernel'); }")  # Kernel menu
+    page.locator(".jp-Dialog .jp-mod-accept").click()  # "Restart"
     page.wait_for_function("document.querySelector('.cbw-ablation').classList.contains('cbw-disconnected')")
     page.locator(".cbw-ab-scale").first.fill("0.5")
     notice = page.locator(".cbw-ablation .cbw-notice")

@@ -111,8 +111,7 @@ def test_an_unanswered_request_says_so_and_a_lost_kernel_is_shown(page: Any, pan
     assert page.locator(".cbw-root.cbw-busy").count() == 1
     page.wait_for_function("!document.querySelector('.cbw-notice').hidden", timeout=15_000)
     assert notice.inner_text().startswith("No answer from the kernel for 10 s")
-    # the widget manager marks the view dead (what JupyterLab does on a kernel restart)
-    page.evaluate("document.getElementById('view').classList.add('jupyter-widgets-disconnected')")
+    # the widget manager marks the model dead (what JupyterLab does on a kernel restart)
     page.evaluate("cbwFire('comm_live_update')")
     assert notice.inner_text().startswith("This view has lost its kernel")
     assert page.locator(".cbw-root.cbw-disconnected").count() == 1
