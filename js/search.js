@@ -22,7 +22,10 @@ function render({ model, el }) {
 
   input.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(() => requests.send({ pattern: input.value }), DEBOUNCE_MS);
+    timer = setTimeout(() => {
+      timer = null;
+      requests.send({ pattern: input.value });
+    }, DEBOUNCE_MS);
   });
 
   function paint() {
@@ -32,6 +35,7 @@ function render({ model, el }) {
     const matches = readVector(model.get("matches"));
     const firings = readVector(model.get("firings"));
     status.textContent = model.get("summary");
+    if (timer === null) input.value = model.get("pattern"); // a pattern set from Python; never mid-typing
     const head = row(["code", "precision", "recall", "matches", "firings"], "cbw-se-row cbw-se-head");
     const rows = codes.map((code, i) =>
       row(

@@ -234,3 +234,141 @@ def _python_action(page: Any, oracle: Oracle, rng: random.Random, codes: list[st
 @pytest.fixture(autouse=True)
 def _long_timeout(page: Any) -> None:
     page.set_default_timeout(60_000)
+
+
+# ------------------------------------------------------------------ the code explorer
+
+EXPLORER_ACTIONS = 60
+EXPLORER = [
+    "import json, ipywidgets, numpy as np, torch\nimport cbwidgets\nfrom cbwidgets.index import CodeIndex\n"
+    "from cbwidgets.tokfsm import TokFSM, load_default\nmodel = load_default()\n"
+    "index = CodeIndex.build(model, TokFSM().sample(100, 128, seed=11), progress=False)\n"
+    "explorer = cbwidgets.code_explorer(index, model)\nsearch, dashboard = explorer.search, explorer.dashboard\n"
+    "kernel = ipywidgets.Label()\nkernel.add_class('kernel-view')\n"
+    "def report(_):\n"
+    "    kernel.value = json.dumps({'pattern': search.pattern, 'summary': search.summary, 'error': search.error,\n"
+    "        'code': dashboard.code, 'example': dashboard.opened_example, 'selected': dashboard.heatmap.selected})\n"
+    "for w in (search, dashboard):\n    w.observe(report, ['revision', 'error'])\n"
+    "dashboard.heatmap.observe(report, 'selected')\nreport(None)\nipywidgets.VBox([explorer, kernel])",
+]
+PATTERNS = ["4(2)", "(7)", "1(0)", "(9)9", "3(3)", "2(", "(5)", "0(1)", "(8)6", "[1-3](4)", ""]
+
+_EXPLORER_PAINTED = """() => {
+  const search = document.querySelector('.cbw-search'), board = document.querySelector('.cbw-dashboard');
+  return {
+    busy: [...document.querySelectorAll('.cbw-root')].some((r) => r.classList.contains('cbw-busy')),
+    notice: [...document.querySelectorAll('.cbw-notice')].some((n) => !n.hidden),
+    pattern: search.querySelector('.cbw-se-input').value,
+    summary: search.querySelector('.cbw-status').textContent,
+    error: search.querySelector('.cbw-error').hidden ? '' : search.querySelector('.cbw-error').textContent,
+    rows: [...search.querySelectorAll('.cbw-se-row[data-code]')].map((r) => [...r.children].map((c) => c.textContent)),
+    title: board.querySelector('.cbw-db-title').textContent,
+    examples: [...board.querySelectorAll('.cbw-db-example')].map((r) => r.title),
+    similar: [...board.querySelectorAll('.cbw-db-similar')].map((r) => r.dataset.code),
+    heatmap: document.querySelector('.cbw-heatmap .cbw-status').textContent,
+  };
+}"""
+
+_EXPLORER_SETTLED = """(code) => {
+  const kernel = document.querySelector('.kernel-view');
+  const roots = [...document.querySelectorAll('.cbw-root')];
+  if (!kernel || roots.length < 3 || roots.some((r) => r.classList.contains('cbw-busy'))) return false;
+  try {
+    const k = JSON.parse(kernel.textContent);
+    return k.pattern === document.querySelector('.cbw-se-input').value &&  // a typed pattern was sent
+      k.summary === document.querySelector('.cbw-search .cbw-status').textContent &&
+      k.code === code && 'code ' + code === document.querySelector('.cbw-db-title').textContent;
+  } catch { return false; }
+}"""
+
+
+def _check_explorer(page: Any, index: Any, model: Any, shown: dict[str, str], step: int, action: str) -> Any:
+    from cbwidgets.code_effects import similar_codes
+
+    where = f"after explorer action {step} ({action})"
+    try:
+        page.wait_for_function(_EXPLORER_SETTLED, arg=shown["code"], timeout=30_000)
+    except Exception as err:  # say what the kernel and the view held when they did not agree
+        state = (where, page.locator(".kernel-view").inner_text(), page.evaluate(_EXPLORER_PAINTED))
+        raise AssertionError(state) from err
+    painted = page.evaluate(_EXPLORER_PAINTED)
+    kernel = json.loads(page.locator(".kernel-view").inner_text())
+    assert not painted["notice"], where
+    assert (kernel["pattern"], kernel["code"]) == (shown["pattern"], shown["code"]), (where, kernel, shown)
+    assert painted["error"] == kernel["error"], (where, painted["error"], kernel)
+    assert bool(painted["error"]) == (shown["good"] != shown["pattern"]), (where, painted["error"], shown)
+    # the table is a fresh search for the last pattern that compiled
+    table = index.search(shown["good"]).head(50) if shown["good"] else None
+    fresh = (
+        []
+        if table is None
+        else [
+            [c, f"{p:.3f}", f"{r:.3f}", str(m), str(f)]
+            for c, p, r, m, f in zip(
+                table.code, table.precision, table.recall, table.matches, table.firings, strict=True
+            )
+        ]
+    )
+    assert painted["rows"] == fresh, where
+    # the dashboard is a fresh look at the code shown
+    examples = index.top_examples(shown["code"], n=12, context=8)
+    assert painted["title"] == f"code {shown['code']}", where
+    assert painted["examples"] == [
+        f"document {d}, token {p}: click to open in the heatmap"
+        for d, p in zip(examples.document, examples.position, strict=True)
+    ], where
+    assert painted["similar"] == similar_codes(model, shown["code"], n=5)["code"].tolist(), where
+    if kernel["example"] >= 0:
+        assert painted["heatmap"].startswith(f"code {shown['code']} fires on"), where
+    return painted
+
+
+def test_random_actions_on_the_code_explorer_paint_fresh_results(jupyterlab: JupyterLab, page: Any) -> None:
+    from cbwidgets.index import CodeIndex
+
+    model = load_default()
+    index = CodeIndex.build(model, TokFSM().sample(100, 128, seed=11), progress=False)
+    full = {c.label: c.name for c in model.names.codebooks}
+    rng = random.Random(SEED)
+    open_notebook(jupyterlab, page, "explorer-random.ipynb", EXPLORER)
+    page.wait_for_selector(".cbw-se-input")
+    page.wait_for_selector(".kernel-view")
+    page.wait_for_function("document.querySelector('.cbw-db-title').textContent.startsWith('code ')")
+    kernel = json.loads(page.locator(".kernel-view").inner_text())
+    shown = {"pattern": "", "good": "", "code": kernel["code"]}
+    painted = _check_explorer(page, index, model, shown, 0, "opened")
+    counts: dict[str, int] = {}
+    for step in range(1, EXPLORER_ACTIONS + 1):
+        kind = rng.choice(["type", "type", "row", "example", "similar", "python-show", "python-pattern", "python-open"])
+        codes = [row[0] for row in painted["rows"]]
+        if (kind == "row" and not codes) or (kind == "example" and not painted["examples"]):
+            kind = "type"
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == "type":
+            pattern = rng.choice(PATTERNS)
+            page.locator(".cbw-se-input").fill(pattern)
+            shown["pattern"] = pattern
+            shown["good"] = pattern if pattern != "2(" else shown["good"]
+        elif kind == "row":
+            shown["code"] = rng.choice(codes)
+            page.locator(f".cbw-se-row[data-code='{shown['code']}']").click()
+        elif kind == "example":
+            page.locator(".cbw-db-example").nth(rng.randrange(len(painted["examples"]))).click()
+        elif kind == "similar":
+            shown["code"] = rng.choice(painted["similar"])
+            page.locator(f".cbw-db-similar[data-code='{shown['code']}']").click()
+        else:
+            if kind == "python-pattern":
+                shown["pattern"] = shown["good"] = rng.choice([p for p in PATTERNS if p != "2("])
+                code = f"search.pattern = {shown['pattern']!r}"
+            else:
+                label, number = rng.choice(painted["similar"] + codes).rsplit(".", 1)
+                shown["code"] = f"{label}.{number}"
+                form = rng.choice([f"('{full[label]}', np.int64({number}))", f"('{label}', torch.tensor({number}))"])
+                code = f"dashboard.show({form})" if kind == "python-show" else f"search.open_code({form})"
+            error = page.evaluate(_EXECUTE, code)
+            assert error is None, (code, error)
+        painted = _check_explorer(page, index, model, shown, step, kind)
+    print("explorer actions:", EXPLORER_ACTIONS, counts)
+    print("screenshot:", shot(page, "jupyterlab-explorer-random"))
+    assert page.blocked == [], page.blocked

@@ -109,6 +109,7 @@ class WidgetBase(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._answering = False
+        self._callback_error = ""  # the message a guarded callback last put in the error box
         if self._answers_to:
             self.observe(lambda change: self._respond({change["name"]}), names=list(self._answers_to))
 
@@ -164,11 +165,18 @@ class WidgetBase(anywidget.AnyWidget):
             self.error = ""
 
     def guarded(self, callback: Callable[..., Any]) -> Callable[..., None]:
-        """Wrap a callback so that its exceptions land in the widget's error box."""
+        """Wrap a callback so that its exceptions land in the widget's error box. A callback that then
+        succeeds clears only a callback's message, never one about the widget's own state (a bad regex
+        stays reported while a row of the last good table is clicked)."""
 
         def run(*args: Any, **kwargs: Any) -> None:
-            with self.reporting_errors():
+            try:
                 callback(*args, **kwargs)
+            except Exception as err:
+                self.error = self._callback_error = _message(err)
+            else:
+                if self.error and self.error == self._callback_error:
+                    self.error = ""
 
         return run
 
