@@ -9,6 +9,7 @@ included; shared weights such as tied embeddings handled by safetensors' save_mo
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
+from .atomic import atomic_file
 from .errors import CodebookError
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "UnreadableCheckpoint",
+    "checkpoints",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "resume_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 STATE_JSON = "trainer_state.json"
 
@@ -72,15 +83,26 @@ def save_checkpoint(
     is_main: bool = True,
     generator: torch.Generator | None = None,
 ) -> Path:
-    """Write one checkpoint; every process writes its RNG, the main process writes the rest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(rng_state(generator), str(folder / f"rng-{rank}.safetensors"))
+    """Write one checkpoint; every process writes its RNG, the main process writes the rest.
+
+    Each file is written under a temporary name and renamed into place, and ``trainer_state.json``
+    (which marks a checkpoint as complete) comes last: a run killed mid-save leaves no torn file.
+    """
+    with atomic_file(folder / f"rng-{rank}.safetensors") as path:
+        save_file(rng_state(generator), str(path))
     if is_main:
-        save_model(model, str(folder / "model.safetensors"))
+        with atomic_file(folder / "model.safetensors") as path:
+            save_model(model, str(path))
         tensors, meta = _split_optimizer(optimizer.state_dict())
-        save_file(tensors, str(folder / "optimizer.safetensors"))
-        (folder / STATE_JSON).write_text(json.dumps({**trainer_state, "optimizer": meta}, indent=1))
+        with atomic_file(folder / "optimizer.safetensors") as path:
+            save_file(tensors, str(path))
+        with atomic_file(folder / STATE_JSON) as path:
+            path.write_text(json.dumps({**trainer_state, "optimizer": meta}, indent=1))
     return folder
+
+
+class UnreadableCheckpoint(CodebookError):
+    """A checkpoint whose files are missing, truncated or corrupt (as opposed to one for another model)."""
 
 
 def load_checkpoint(
@@ -90,19 +112,24 @@ def load_checkpoint(
     rank: int = 0,
     generator: torch.Generator | None = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer and RNG from ``folder``; returns the trainer state (step, history, ...)."""
+    """Restore model, optimizer and RNG from ``folder``; returns the trainer state (step, history, ...).
+
+    Every file is read before anything is restored, so an unreadable checkpoint changes nothing.
+    """
     folder = Path(folder)
     meta_path = folder / STATE_JSON
     if not meta_path.exists():
-        raise CodebookError(f"{str(folder)!r} is not a training checkpoint: {STATE_JSON} is missing.")
+        raise UnreadableCheckpoint(f"{str(folder)!r} is not a training checkpoint: {STATE_JSON} is missing.")
     try:
         meta = json.loads(meta_path.read_text())
-        missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
         optimizer_tensors = load_file(str(folder / "optimizer.safetensors"))
         rng_path = folder / f"rng-{rank}.safetensors"
         rng = load_file(str(rng_path if rng_path.exists() else folder / "rng-0.safetensors"))
+        weights = load_file(str(folder / "model.safetensors"))  # the whole file read: truncation shows here
+        del weights
+        missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
     except (json.JSONDecodeError, SafetensorError, OSError, ValueError) as err:
-        raise CodebookError(
+        raise UnreadableCheckpoint(
             f"checkpoint {str(folder)!r} is unreadable or corrupt ({err}); use an earlier one."
         ) from None
     if missing or unexpected:
@@ -115,12 +142,48 @@ def load_checkpoint(
     return dict(meta)
 
 
-def latest_checkpoint(folder: str | Path) -> Path | None:
-    """The newest ``step-N`` checkpoint under folder, or None."""
+def checkpoints(folder: str | Path) -> list[Path]:
+    """The complete ``step-N`` checkpoints under folder, newest first."""
     root = Path(folder)
     steps = sorted(
-        (int(p.name.split("-", 1)[1]), p)
-        for p in root.glob("step-*")
-        if p.name.split("-", 1)[1].isdigit() and (p / STATE_JSON).exists()
+        (
+            (int(p.name.split("-", 1)[1]), p)
+            for p in root.glob("step-*")
+            if p.name.split("-", 1)[1].isdigit() and (p / STATE_JSON).exists()
+        ),
+        reverse=True,
     )
-    return steps[-1][1] if steps else None
+    return [path for _, path in steps]
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The newest ``step-N`` checkpoint under folder, or None."""
+    found = checkpoints(folder)
+    return found[0] if found else None
+
+
+def resume_checkpoint(
+    folder: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rank: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Restore the newest checkpoint that reads; a torn or corrupt newer one is skipped with a warning."""
+    found = checkpoints(folder)
+    if not found:
+        raise CodebookError(f"{str(folder)!r} holds no step-N checkpoint to resume from; train without resume.")
+    skipped = []
+    for path in found:
+        try:
+            state = load_checkpoint(path, model, optimizer, rank, generator)
+        except UnreadableCheckpoint as err:
+            skipped.append(f"{path.name} ({err})")
+            continue
+        if skipped:
+            warnings.warn(
+                f"resumed from {path.name} (step {state['step']}), not the newest: could not read {'; '.join(skipped)}",
+                stacklevel=2,
+            )
+        return path, state
+    raise CodebookError(f"no checkpoint in {str(folder)!r} could be read: {'; '.join(skipped)}. Train without resume.")

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .atomic import atomic_folder
+from .cache import cache_folder, fingerprint
 from .errors import CodebookError
 from .model import CodebookModel
 from .names import EMPTY, CodebookNames
@@ -151,11 +153,15 @@ class CodeIndex:
         corpus: Iterable[str] | Iterable[Sequence[int]] | torch.Tensor,
         batch_size: int = 8,
         progress: bool = True,
+        cache: bool | str | Path = False,
     ) -> CodeIndex:
         """Run ``model`` over every document and keep its codes.
 
         Documents longer than the model's context are cut into consecutive windows of that length;
         each window is read with a fresh context (the codes at a window's start see no earlier tokens).
+        ``cache=True`` (or a folder) keeps the index on disk, keyed by the model's weights and codebook
+        settings and the corpus: the next build of the same index opens it instead (memory-mapped).
+        Build it outside any intervention: the key does not see interventions.
         """
         if not model.attached:
             raise CodebookError("this model has no codebooks; attach(...) or load a model with codebooks first.")
@@ -164,8 +170,26 @@ class CodeIndex:
             raise CodebookError("the corpus is empty; give at least one non-empty text or token sequence.")
         doc_starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
         tokens = np.concatenate([np.asarray(d, dtype=np.int32) for d in docs])
+        vocab = _vocab_text(model)
+        folder = None
+        if cache:
+            key = fingerprint(model, FORMAT, VERSION, batch_size, vocab, arrays=(tokens, doc_starts))
+            folder = cache_folder(cache, "index", key)
+            if (folder / "manifest.json").exists():
+                if progress:
+                    print(f"code index: opened from the cache ({folder})")
+                return cls.open(folder)
+        if progress:
+            where = f"; it is cached in {folder} for the next run" if folder else ""
+            print(f"code index: reading {len(docs):,} documents ({len(tokens):,} tokens) through the model{where}")
         stored = _read_codes(model, docs, doc_starts, batch_size, progress)
-        return cls(stored, tokens, doc_starts, _vocab_text(model), model.names)
+        index = cls(stored, tokens, doc_starts, vocab, model.names)
+        if folder is not None:
+            try:
+                index.save(folder)
+            except CodebookError as err:  # a cache that cannot be written costs the next run time, no more
+                warnings.warn(f"the code index was built but not cached: {err}", stacklevel=2)
+        return index
 
     def _invert(self) -> tuple[np.ndarray, np.ndarray]:
         """CSR per codebook: positions where each code fires, sorted."""
@@ -189,22 +213,25 @@ class CodeIndex:
 
     # ------------------------------------------------------------ save / open
     def save(self, folder: str | Path) -> Path:
+        """Write the index to ``folder`` (built beside it under a temporary name, then renamed into place)."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = (self._stored, self.tokens, self.doc_starts, self.inv_offsets, self.inv_positions)
-        for name, array in zip(_ARRAYS, arrays, strict=True):
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(array))
-        (folder / "vocab.json").write_text(json.dumps(self.vocab))
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "codebooks": self.codebooks.to_list(),
-            "tokens": self.num_tokens,
-            "documents": self.num_documents,
-            "k": self.k,
-            "dtype": str(self._stored.dtype),
-        }
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if self.folder is not None and folder.resolve() == Path(self.folder).resolve():
+            return folder  # its arrays are memory-mapped from there already
+        with atomic_folder(folder) as building:
+            arrays = (self._stored, self.tokens, self.doc_starts, self.inv_offsets, self.inv_positions)
+            for name, array in zip(_ARRAYS, arrays, strict=True):
+                np.save(building / f"{name}.npy", np.ascontiguousarray(array))
+            (building / "vocab.json").write_text(json.dumps(self.vocab))
+            manifest = {
+                "format": FORMAT,
+                "version": VERSION,
+                "codebooks": self.codebooks.to_list(),
+                "tokens": self.num_tokens,
+                "documents": self.num_documents,
+                "k": self.k,
+                "dtype": str(self._stored.dtype),
+            }
+            (building / "manifest.json").write_text(json.dumps(manifest, indent=2))
         self.folder = folder
         return folder
 

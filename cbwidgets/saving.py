@@ -10,6 +10,7 @@ unpickled.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,10 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from .atomic import atomic_file, atomic_folder
 from .codebook import CodebookSpec
 from .errors import CodebookError
+from .quiet import transformers_quiet
 
 if TYPE_CHECKING:
     from .model import CodebookModel
@@ -45,25 +48,30 @@ READABLE_VERSIONS = (1, 2)
 CODEBOOKS_JSON = "codebooks.json"
 CODEBOOKS_WEIGHTS = "codebooks.safetensors"
 BASE_DIR = "base"
+_KNOWN_FIELDS = {"format", "version", "model_type", "sites"}
 TOKENIZER_DIR = "tokenizer"
 
 
 def save_pretrained(model: CodebookModel, folder: str | Path) -> Path:
-    """The base model, its tokenizer and the codebooks, in one folder."""
+    """The base model, its tokenizer and the codebooks, in one folder.
+
+    Each part is written under a temporary name beside its place and then renamed into it, the
+    codebooks' JSON last: a failed save (a full disk, say) leaves the folder as it was.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.model.save_pretrained(folder / BASE_DIR)
+    with atomic_folder(folder / BASE_DIR) as base, transformers_quiet():
+        model.model.save_pretrained(base)
     if model.tokenizer is not None:
-        model.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
+        with atomic_folder(folder / TOKENIZER_DIR) as tokenizer, transformers_quiet():
+            model.tokenizer.save_pretrained(tokenizer)
     return save_codebooks(model, folder)
 
 
 def save_codebooks(model: CodebookModel, folder: str | Path) -> Path:
-    """Only the codebooks: their weights and counters, and each one's whole spec."""
+    """Only the codebooks: their weights and counters, and each one's whole spec (each file atomic)."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for site, codebook in model.attached.items():
         for key, value in codebook.state_dict().items():
@@ -74,8 +82,10 @@ def save_codebooks(model: CodebookModel, folder: str | Path) -> Path:
         "model_type": model.config.model_type,
         "sites": {site: codebook.spec.to_dict() for site, codebook in model.attached.items()},
     }
-    save_file(tensors, str(folder / CODEBOOKS_WEIGHTS), metadata={"format": FORMAT})
-    (folder / CODEBOOKS_JSON).write_text(json.dumps(meta, indent=2))
+    with atomic_file(folder / CODEBOOKS_WEIGHTS) as weights:
+        save_file(tensors, str(weights), metadata={"format": FORMAT})
+    with atomic_file(folder / CODEBOOKS_JSON) as path:
+        path.write_text(json.dumps(meta, indent=2))
     return folder
 
 
@@ -133,6 +143,13 @@ def read_meta(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("sites"), dict):
         raise CodebookError(f"{str(path)!r} is not a cbwidgets codebook file (expected format {FORMAT!r}).")
+    unknown = sorted(set(meta) - _KNOWN_FIELDS)
+    if unknown:
+        warnings.warn(
+            f"{str(path)!r} has fields this cbwidgets does not know, and ignores: {unknown}. A newer "
+            f"cbwidgets may have written it; upgrade cbwidgets if the model does not behave as saved.",
+            stacklevel=3,
+        )
     if meta.get("version") not in READABLE_VERSIONS:
         raise CodebookError(
             f"{str(path)!r} has format version {meta.get('version')!r}; this cbwidgets reads versions "
@@ -160,9 +177,16 @@ def load_base(folder: Path, device: str | torch.device | None) -> PreTrainedMode
     if not (folder / "config.json").exists():
         raise CodebookError(f"{str(folder)!r} has no config.json; the base model was not saved there.")
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise CodebookError(f"could not load the base model from {str(folder)!r}: {err}") from None
+        with transformers_quiet():
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    except MemoryError:
+        raise
+    except Exception as err:  # safetensors, json and torch each raise their own kind for a damaged file
+        raise CodebookError(
+            f"could not load the base model from {str(folder)!r} ({type(err).__name__}: {err}). A file there "
+            f"may be truncated or corrupt (an interrupted copy or download): save the model again with "
+            f"save_pretrained, or copy the folder again."
+        ) from None
     if device is not None:
         nn.Module.to(model, device)
     return model
@@ -174,4 +198,11 @@ def load_tokenizer(folder: Path) -> Any:
         return None
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    try:
+        with transformers_quiet():
+            return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as err:
+        raise CodebookError(
+            f"could not load the tokenizer from {str(folder)!r} ({type(err).__name__}: {err}); a file there may "
+            f"be truncated or corrupt: save the model again with save_pretrained."
+        ) from None

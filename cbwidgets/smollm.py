@@ -14,7 +14,7 @@ import torch
 
 from .errors import CodebookError
 from .model import CodebookModel
-from .quiet import loading_bars_hidden
+from .quiet import transformers_quiet
 
 __all__ = ["GGUF_NAME", "SMOLLM_CODEBOOKS_DIR", "load_smollm2", "smollm2_folder"]
 
@@ -52,7 +52,7 @@ def load_smollm2(device: str | torch.device | None = None, codebooks: bool = Tru
             f"the SmolLM2 codebooks are missing from {SMOLLM_CODEBOOKS_DIR}; reinstall cbwidgets, or make them "
             f"with `python tools/make_smollm_codebooks.py`; or pass codebooks=False."
         )
-    with loading_bars_hidden():
+    with transformers_quiet():
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_NAME)
         base = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_NAME, dtype=torch.float32)
     if tokenizer.pad_token is None:

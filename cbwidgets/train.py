@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from .errors import CodebookError, check_choice, check_positive_int
 from .model import CodebookModel
 
@@ -167,11 +167,11 @@ def train(
         base_lrs = [g["lr"] for g in optimizer.param_groups]
         wrapped, optimizer = accelerator.prepare(model.to(accelerator.device), optimizer)
         start, history, checkpoint = 0, [], None
+        if resume is True:  # the newest checkpoint that reads (a torn newer one is skipped, with a warning)
+            _, state = resume_checkpoint(config.checkpoint_dir or ".", model, optimizer, rank)
+        elif resume:
+            state = load_checkpoint(Path(resume), model, optimizer, rank)
         if resume:
-            target = latest_checkpoint(config.checkpoint_dir or ".") if resume is True else Path(resume)
-            if target is None:
-                raise CodebookError(f"resume=True but {config.checkpoint_dir!r} holds no step-N checkpoint.")
-            state = load_checkpoint(target, model, optimizer, rank)
             start, history = int(state["step"]), list(state["history"])
         sync = (lambda t: accelerator.reduce(t, reduction="sum"), accelerator.gather) if world > 1 else (None, None)
         model.train()

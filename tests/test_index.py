@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,3 +136,36 @@ def test_empty_slots_read_back_as_minus_one_as_everywhere() -> None:
         assert np.array_equal(index.ids(), model(corpus).codes.ids[0].numpy())
     assert (index.ids()[:, 0, 1:] == -1).all() and (index.ids()[:, 1] >= 0).all()
     assert index.document_span(0) == (0, 6) and index.token_strings(0, 2) == ["1", "2"]
+
+
+def test_a_cached_index_is_opened_the_second_time_and_keyed_by_weights_and_corpus(tmp_path: Path) -> None:
+    model = load_default()
+    corpus = TokFSM().sample(20, 64, seed=3)
+    first = CodeIndex.build(model, corpus, progress=False, cache=tmp_path)
+    assert first.folder is not None and Path(first.folder).parent == tmp_path / "index"
+    second = CodeIndex.build(model, corpus, progress=False, cache=tmp_path)
+    assert second.folder == first.folder and isinstance(second.tokens, np.memmap)  # opened, not rebuilt
+    assert np.array_equal(second.ids(0, second.num_tokens), CodeIndex.build(model, corpus, progress=False).ids(0, 1280))
+    other = CodeIndex.build(model, TokFSM().sample(20, 64, seed=4), progress=False, cache=tmp_path)
+    assert other.folder != first.folder
+    with torch.no_grad():
+        model.attached["layers.2.mlp"].vectors[0, 5] += 0.5  # a retrained codebook never reads a stale entry
+    retrained = CodeIndex.build(model, corpus, progress=False, cache=tmp_path)
+    assert retrained.folder not in (first.folder, other.folder)
+    assert len(list((tmp_path / "index").iterdir())) == 3
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import cbwidgets.atomic
+
+    def refuse(*args: Any, **kwargs: Any) -> str:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(cbwidgets.atomic.tempfile, "mkdtemp", refuse)
+    with pytest.warns(UserWarning, match="built but not cached: could not write .*read-only"):
+        index = CodeIndex.build(load_default(), TokFSM().sample(4, 32, seed=3), progress=False, cache=tmp_path)
+    assert index.num_tokens == 128 and index.folder is None

@@ -27,7 +27,7 @@ from transformers import LlamaConfig, PreTrainedTokenizerFast
 from ..errors import CodebookError, check_positive_int
 from ..lm_metrics import lm_metrics
 from ..model import CodebookModel
-from ..quiet import loading_bars_hidden
+from ..quiet import transformers_quiet
 from ..recipe import Recipe, TrainedModel, load_trained, save_trained, train_in_phases
 from ..train import Data
 from .corpus import Story, load_stories, split_stories
@@ -175,7 +175,7 @@ def save_storyteller(trained: TrainedModel, folder: str | Path, half: bool = Tru
 
 def load_storyteller(folder: str | Path | None = None, device: str | torch.device | None = None) -> CodebookModel:
     """The shipped storyteller (or one ``cbwidgets storyteller --out folder`` saved), float32, eval mode."""
-    return load_trained(folder, STORYTELLER_DIR, "storyteller", "cbwidgets storyteller", device, loading_bars_hidden)
+    return load_trained(folder, STORYTELLER_DIR, "storyteller", "cbwidgets storyteller", device, transformers_quiet)
 
 
 storyteller = load_storyteller  # the short name the README and notebooks use

@@ -31,7 +31,7 @@ from torch import Tensor
 from transformers import GPTNeoXConfig
 
 from ..model import CodebookModel
-from ..quiet import loading_bars_hidden
+from ..quiet import transformers_quiet
 from ..recipe import Recipe as SharedRecipe
 from ..recipe import TrainedModel, load_trained, save_trained, train_in_phases
 from ..train import Data
@@ -68,7 +68,7 @@ def _quiet_rope_factor(bars: bool = True) -> Iterator[None]:
     quiet = _DropRopeFactorWarning()
     log.addFilter(quiet)
     try:
-        with loading_bars_hidden() if not bars else nullcontext():
+        with transformers_quiet() if not bars else nullcontext():
             yield
     finally:
         log.removeFilter(quiet)
