@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .errors import CodebookError
 
-__all__ = ["as_input_ids", "context_length", "tokenize"]
+__all__ = ["as_input_ids", "check_tokenizer", "context_length", "tokenize"]
 
 
 def context_length(config: Any) -> int | None:
@@ -71,3 +71,21 @@ def as_input_ids(input_ids: Any, tokenizer: Any, vocab_size: int, device: torch.
         bad = low if low < 0 else high
         raise CodebookError(f"token id {bad} is out of range; this model's vocabulary is 0..{vocab_size - 1}.")
     return input_ids.long().to(device)
+
+
+def check_tokenizer(tokenizer: Any, vocab_size: int) -> None:
+    """A tokenizer that can write ids the model has no embedding for is refused up front, not at the
+    first prompt that happens to use one."""
+    if tokenizer is None:
+        return
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        return  # not a transformers tokenizer; its ids are checked per input
+    if size > vocab_size:
+        raise CodebookError(
+            f"the tokenizer has {size:,} tokens but the model's vocabulary has {vocab_size:,}: ids "
+            f"{vocab_size:,} and up have no embedding. Pass the tokenizer the model was trained with, or grow "
+            f"the model first: model.resize_token_embeddings(len(tokenizer))."
+        )
+

@@ -25,7 +25,7 @@ from torch import Tensor
 from .codebook import AddEdit, CodeEdit, ReplaceEdit, ScoreEdit, WeightEdit
 from .codes import Codes
 from .errors import CodebookError, check_choice
-from .names import CodebookNames, CodeRef, as_integer, code_refs
+from .names import CodebookNames, CodeRef, as_integer, as_real, code_refs
 
 __all__ = [
     "ABLATION_MODES",
@@ -64,6 +64,12 @@ def positions_tuple(positions: Positions) -> tuple[int, ...] | None:
         return None
     if getattr(positions, "ndim", None) == 0 or isinstance(positions, int):
         return (_position(positions),)
+    if isinstance(positions, str | bytes):  # iterable, but its characters are not positions
+        raise CodebookError(f"positions={positions!r} is a string; give an int, a list of ints, or None.")
+    if getattr(positions, "ndim", 1) > 1:
+        raise CodebookError(
+            f"positions={positions!r} has {positions.ndim} dimensions; give one list of positions (a 1-D array)."
+        )
     if hasattr(positions, "tolist") and not isinstance(positions, list | tuple):
         positions = positions.tolist()
     try:
@@ -78,12 +84,10 @@ def positions_tuple(positions: Positions) -> tuple[int, ...] | None:
 
 
 def _finite(name: str, value: object, meaning: str) -> float:
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, int | float):
-        value = item()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
-        raise CodebookError(f"{name}={value!r} is not valid; give a finite number ({meaning}).")
-    return float(value)
+    try:
+        return as_real(value)
+    except (TypeError, ValueError):
+        raise CodebookError(f"{name}={value!r} is not valid; give a finite number ({meaning}).") from None
 
 
 @dataclass(frozen=True)

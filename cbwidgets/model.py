@@ -29,7 +29,7 @@ from . import fitting, recording, saving
 from .codebook import Codebook, CodebookSpec
 from .codes import Codes
 from .errors import CodebookError, choices
-from .inputs import as_input_ids, context_length, tokenize
+from .inputs import as_input_ids, check_tokenizer, context_length, tokenize
 from .interventions import (
     Ablate,
     Add,
@@ -121,6 +121,7 @@ class CodebookModel(nn.Module):
                 f"CodebookModel wraps a transformers causal LM (a PreTrainedModel), got {type(model).__name__}; "
                 f"use CodebookModel.from_config(config) or CodebookModel.from_pretrained(folder)."
             )
+        check_tokenizer(tokenizer, int(model.config.vocab_size))
         self.model = model  # the wrapped transformers model ("the base model")
         self.tokenizer = tokenizer
         self.available_sites: dict[str, Site] = sites_for(model.config)

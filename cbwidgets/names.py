@@ -20,7 +20,7 @@ import math
 import operator
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, SupportsIndex
 
@@ -215,7 +215,7 @@ class CodebookNames:
                 )
             if isinstance(code, str):  # a pair of strings is two codes wherever a list of codes is taken
                 raise CodebookError(f"the id in {ref!r} is a string; give an integer, or write '{book}.{code}'.")
-            index = self.index_of(book)
+            index = self._named_in(ref, self.index_of, book)
         elif isinstance(ref, str) and "." in ref:
             book, _, code = ref.rpartition(".")
             if not code.lstrip("-").isdigit():
@@ -223,7 +223,7 @@ class CodebookNames:
                     f"code {ref!r} does not end in a code id; write it as '<codebook>.<id>', for example "
                     f"{self.example()!r}."
                 )
-            index = self.index_of(book)
+            index = self._string_codebook(ref, book, code)
         else:
             raise CodebookError(
                 f"code {ref!r} is not valid; write '<codebook>.<id>' like {self.example()!r}, or a tuple "
@@ -238,13 +238,43 @@ class CodebookNames:
             )
         return index, code_int
 
+    @staticmethod
+    def _named_in(ref: Any, look_up: Callable[[str], int], book: str) -> int:
+        """``look_up(book)``, its error prefixed with the whole code it was part of."""
+        try:
+            return look_up(book)
+        except CodebookError as err:
+            raise CodebookError(f"code {ref!r}: {err}") from None
+
+    def _string_codebook(self, ref: str, book: str, code: str) -> int:
+        """The codebook of a written code; "1.mlp.5.5" is read as a fractional id, not as codebook "1.mlp.5"."""
+        try:
+            return self._named_in(ref, self.index_of, book)
+        except CodebookError:
+            head, _, whole = book.rpartition(".")
+            if head and whole.lstrip("-").isdigit() and head in self._by_key:
+                raise CodebookError(
+                    f"code {ref!r} has the id {whole}.{code}, which is not a whole number; code ids are "
+                    f"integers, for example {head}.{whole}."
+                ) from None
+            raise
+
     def canonical(self, ref: Any) -> str:
         """The written form of any accepted reference (``('layers.1.mlp', 5)`` -> ``'1.mlp.5'``)."""
         return self.code_name(*self.parse_code(ref))
 
     def parse_codes(self, refs: Any) -> list[tuple[int, int]]:
         """One reference or many (a list, tuple or array of them) -> [(codebook index, code id), ...]."""
-        return [self.parse_code(ref) for ref in code_refs(refs)]
+        try:
+            return [self.parse_code(ref) for ref in code_refs(refs)]
+        except CodebookError as err:
+            if isinstance(refs, tuple) and len(refs) == 2 and all(isinstance(r, str) for r in refs):
+                first, second = refs  # ("1.mlp", "5") is two codes; say so, it may have been meant as one
+                raise CodebookError(
+                    f"{refs!r} is read as two codes, {first!r} and {second!r}: {err} For one code write "
+                    f"'{first}.<id>' or ({first!r}, <integer id>)."
+                ) from None
+            raise
 
 
 def is_one_code(refs: Any) -> bool:

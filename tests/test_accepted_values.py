@@ -1,0 +1,182 @@
+"""Property test: every form of a code id and a position that the library hands out (Python, numpy
+and torch integers, one-element arrays, arrays of positions) is taken back and acts identically;
+every other form raises a CodebookError that names the value; the model is bit-identical after.
+
+60 examples per property in the suite; ``CBW_EXAMPLES=1500`` explores further (checked: all pass).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cbwidgets import CodebookError
+from cbwidgets.codes import Codes
+from cbwidgets.tokfsm import TokFSM, load_default
+
+MODEL = load_default()
+NAMES = MODEL.names
+PROMPT = TokFSM().sample(1, 16, seed=5)
+T = PROMPT.shape[1]
+with torch.no_grad():
+    PLAIN = MODEL(PROMPT)
+STATE = {k: v.clone() for k, v in MODEL.state_dict().items()}
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CBW_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+INT_TYPES = [int, np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint32]
+TORCH_INTS = [torch.int16, torch.int32, torch.int64]
+
+
+def _integer_forms(value: int) -> st.SearchStrategy[Any]:
+    """``value`` as every integer the library (or numpy and torch around it) may hand out."""
+    fits = [t for t in INT_TYPES if t is int or np.iinfo(t).min <= value <= np.iinfo(t).max]
+    forms = [st.just(t(value)) for t in fits]
+    forms += [st.just(torch.tensor(value, dtype=d)) for d in TORCH_INTS]
+    forms += [st.just(np.array([value])), st.just(torch.tensor([value]))]
+    return st.one_of(forms)
+
+
+@st.composite
+def codes(draw: st.DrawFn) -> tuple[tuple[int, int], Any]:
+    """(codebook index, id) and one accepted form of it."""
+    book = draw(st.integers(0, len(NAMES) - 1))
+    codebook = NAMES.codebooks[book]
+    value = draw(st.integers(0, (codebook.num_codes or 1) - 1))
+    key = draw(st.sampled_from([codebook.label, codebook.name]))
+    form = draw(
+        st.one_of(
+            st.just(f"{key}.{value}"),
+            _integer_forms(value).map(lambda v: (key, v)),
+            # what the library itself returns: a code read off a model output
+            st.just(("__codes__", value)),
+        )
+    )
+    if form == ("__codes__", value):
+        ids = np.full((1, 1, len(NAMES), 1), -1, dtype=np.int64)
+        ids[0, 0, book, 0] = value
+        returned = Codes(torch.from_numpy(ids), NAMES)
+        form = (codebook.label, returned.ids[0, 0, book, 0])  # a torch integer, as out.codes hands it out
+    return (book, value), form
+
+
+@st.composite
+def positions(draw: st.DrawFn) -> tuple[list[int] | None, Any]:
+    """Positions (None = all) and one accepted form of them."""
+    if draw(st.booleans()):
+        return None, None
+    chosen = draw(st.lists(st.integers(-T, T - 1), min_size=1, max_size=4, unique_by=lambda p: p % T))
+    plain = [p % T for p in chosen]
+    if len(chosen) == 1 and draw(st.booleans()):
+        return plain, draw(_integer_forms(chosen[0]))
+    form = draw(
+        st.sampled_from(
+            [list(chosen), tuple(chosen), np.array(chosen), torch.tensor(chosen), [np.int64(p) for p in chosen]]
+        )
+    )
+    return plain, form
+
+
+def _untouched() -> None:
+    for key, value in MODEL.state_dict().items():
+        assert torch.equal(value, STATE[key]), key
+    with torch.no_grad():
+        assert torch.equal(MODEL(PROMPT).logits, PLAIN.logits)
+
+
+@SETTINGS
+@given(code=codes(), where=positions(), mode=st.sampled_from(["substitute", "drop"]))
+def test_accepted_forms_act_identically(code: tuple[tuple[int, int], Any], where: Any, mode: str) -> None:
+    (book, value), form = code
+    plain_positions, position_form = where
+    assert NAMES.parse_code(form) == (book, value)
+    name = NAMES.code_name(book, value)
+    assert NAMES.canonical(form) == name
+    with torch.no_grad():
+        with MODEL.ablate(form, positions=position_form, mode=mode):
+            given_form = MODEL(PROMPT).logits
+        with MODEL.ablate(name, positions=plain_positions, mode=mode):
+            written = MODEL(PROMPT).logits
+    assert torch.equal(given_form, written)
+    _untouched()
+
+
+def _named(message: str, value: Any) -> bool:
+    """Whether the message shows the value, or the one element of it that is wrong."""
+    renderings = {repr(value), str(value)}
+    if hasattr(value, "tolist"):
+        listed = value.tolist()
+        renderings |= {str(listed), repr(listed)}
+        if isinstance(listed, list):
+            renderings |= {repr(item) for item in listed}
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        renderings.add(str(value.item()))
+    return any(r in message for r in renderings)
+
+
+BAD_IDS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f) if abs(f) < 1e15 else True),
+    st.integers(0, 500).map(float),
+    st.integers(0, 500).map(np.float32),
+    st.booleans(),
+    st.just(np.bool_(True)),
+    st.integers(10_000, 10**9),
+    st.integers(-(10**6), -1),
+    st.just(np.array([1, 2])),
+    st.just(torch.tensor([[3, 4]])),
+    st.text(min_size=1, max_size=4).filter(lambda s: not s.strip().lstrip("-").isdigit()),
+)
+
+
+@SETTINGS
+@given(book=st.integers(0, len(NAMES) - 1), bad=BAD_IDS, written=st.booleans())
+def test_rejected_ids_raise_a_codebook_error_naming_the_value(book: int, bad: Any, written: bool) -> None:
+    label = NAMES.codebooks[book].label
+    form = f"{label}.{bad}" if written and isinstance(bad, float | int) and not isinstance(bad, bool) else (label, bad)
+    with pytest.raises(CodebookError) as err:
+        with MODEL.ablate(form):
+            MODEL(PROMPT)
+    assert _named(str(err.value), bad) or _named(str(err.value), form), (form, str(err.value))
+    _untouched()
+
+
+BAD_POSITIONS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(T, 10**6),
+    st.integers(-(10**6), -T - 1),
+    st.booleans(),
+    st.just(np.float64(1.0)),
+    st.just(np.array([[1, 2]])),
+    st.just(torch.tensor([0.5])),
+    st.text(min_size=1, max_size=3),
+)
+
+
+@SETTINGS
+@given(bad=BAD_POSITIONS, listed=st.booleans())
+def test_rejected_positions_raise_a_codebook_error_naming_the_value(bad: Any, listed: bool) -> None:
+    form = [0, bad] if listed and not isinstance(bad, np.ndarray | torch.Tensor | str) else bad
+    with pytest.raises(CodebookError) as err:
+        with MODEL.ablate(NAMES.code_name(4, 0), positions=form):
+            MODEL(PROMPT)
+    assert _named(str(err.value), bad) or _named(str(err.value), form), (form, str(err.value))
+    _untouched()
+
+
+def test_a_tokenizer_larger_than_the_model_is_refused_with_both_sizes() -> None:
+    from transformers import AutoModelForCausalLM
+
+    from cbwidgets import CodebookModel
+
+    config = MODEL.model.config.__class__.from_dict({**MODEL.model.config.to_dict(), "vocab_size": 8})
+    small = AutoModelForCausalLM.from_config(config)
+    size = len(MODEL.tokenizer)
+    with pytest.raises(CodebookError, match=rf"tokenizer has {size} tokens but the model's vocabulary has 8"):
+        CodebookModel(small, MODEL.tokenizer)
