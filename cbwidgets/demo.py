@@ -104,16 +104,19 @@ def run_demo(
     )
     model.kmeans_init(fsm.sample(64, 64, seed=seed + 1), iters=10, seed=seed)
     say("2. Codebooks initialised by k-means on the base model's activations.")
+    log_every = 25
     result = train(
         model,
         fsm.batches(length=64, seed=seed + 2),
-        replace(common, steps=steps, lr=1e-3, warmup_steps=10, log_every=25, seed=seed + 2),
+        replace(common, steps=steps, lr=1e-3, warmup_steps=10, log_every=log_every, seed=seed + 2),
     )
     seconds = time.perf_counter() - started
     last = result.history.iloc[-1]
     say(
-        f"3. Model and codebooks together, {steps} steps: LM loss {last['lm_loss']:.3f} with the codebooks on, "
-        f"reconstruction {last['reconstruction']:.2f}, codes used in the last window {last['used_share']:.0%}. "
+        f"3. Model and codebooks together, {steps} steps: LM loss {last['lm_loss']:.3f} with the codebooks on; "
+        f"reconstruction {last['reconstruction']:.3f} (how far each site's normalised activation lies from the "
+        f"codes that replace it, squared distance summed over the {len(model.names)} codebooks; 0 = exact); "
+        f"{last['used_share']:.0%} of the codes used in the last {log_every} steps. "
         f"Total {seconds:.0f} s."
     )
 

@@ -205,7 +205,7 @@ def train(
             if done % config.log_every == 0 or done == config.steps:
                 metrics = _metrics(model, accelerator, done, window, optimizer, started)
                 history.append(metrics)
-                bar.set_postfix(loss=f"{metrics['loss']:.3f}", used=f"{metrics['used_share']:.2f}")
+                bar.set_postfix(_bar_figures(metrics, codebooks_ran=bool(window.per_site)))
                 if accelerator.is_main_process:
                     for callback in callbacks:
                         callback(metrics)
@@ -252,6 +252,16 @@ class _Window:
         self.revived += revived
         for site, value in per_site.items():
             self.per_site[site] = self.per_site.get(site, 0.0) + float(value.detach())
+
+
+def _bar_figures(metrics: dict[str, Any], codebooks_ran: bool) -> dict[str, str]:
+    """What the progress bar shows: the LM loss (the figure a run reports at its end) and, only while
+    codebooks run, their reconstruction and the share of codes used."""
+    figures = {"lm_loss": f"{metrics['lm_loss']:.3f}"}
+    if codebooks_ran:
+        figures["recon"] = f"{metrics['reconstruction']:.3f}"
+        figures["used"] = f"{metrics['used_share']:.0%}"
+    return figures
 
 
 def _metrics(
