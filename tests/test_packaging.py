@@ -39,3 +39,10 @@ def test_lazy_widget_names_are_the_widget_package() -> None:
     for name in cbwidgets.WIDGET_NAMES:  # each name is the widget package's object, reached lazily
         assert getattr(cbwidgets, name) is getattr(cbwidgets.widgets, name)
         assert name in cbwidgets.__all__
+
+
+def test_the_notebooks_readme_lists_every_notebook() -> None:
+    folder = Path(__file__).parents[1] / "notebooks"
+    readme = (folder / "README.md").read_text()
+    missing = [p.name for p in sorted(folder.glob("*.ipynb")) if f"`{p.name}`" not in readme]
+    assert missing == [], f"notebooks/README.md does not list {missing}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 from tests.browser import shot
-from tests.jupyter import JupyterLab, open_notebook
+from tests.jupyter import JupyterLab, open_notebook, run_all
 
 CELLS = [
     "import json, ipywidgets\nimport cbwidgets\nfrom cbwidgets.tokfsm import TokFSM, load_default\n"
@@ -115,4 +117,21 @@ def test_steering_panel_streams_and_stops_in_jupyterlab(jupyterlab: JupyterLab, 
     page.wait_for_function("!document.querySelector('.cbw-st-go').disabled")
     assert page.locator(".cbw-st-default .cbw-st-sample").count() == 2
     print("screenshot:", shot(page, "jupyterlab-steering"))
+    assert page.blocked == [], page.blocked
+
+
+def test_run_all_of_the_intervention_notebook_paints_the_kernels_state(jupyterlab: JupyterLab, page: Any) -> None:
+    """Run All of the shipped notebook: cells set the mode and edits from Python and then reset; the
+    displayed panel must end on exactly the kernel's state (it used to read "mode substitute")."""
+    shutil.copy(Path(__file__).parents[1] / "notebooks" / "code_intervention.ipynb", jupyterlab.root / "ci.ipynb")
+    page.set_default_timeout(120_000)
+    run_all(page, f"{jupyterlab.url}/lab/tree/ci.ipynb")
+    page.wait_for_function(
+        "() => { const s = document.querySelector('.cbw-ablation .cbw-status');"
+        " return s && s.textContent.startsWith('edits: none; mode drop'); }"
+    )
+    assert page.locator(".cbw-ablation input[value='drop']").is_checked()
+    assert page.locator(".cbw-ablation .cbw-ab-toggle:checked").count() == 0
+    assert page.locator(".cbw-ablation.cbw-busy").count() == 0
+    print("screenshot:", shot(page, "jupyterlab-run-all-intervention"))
     assert page.blocked == [], page.blocked
