@@ -88,4 +88,3 @@ def check_tokenizer(tokenizer: Any, vocab_size: int) -> None:
             f"{vocab_size:,} and up have no embedding. Pass the tokenizer the model was trained with, or grow "
             f"the model first: model.resize_token_embeddings(len(tokenizer))."
         )
-

@@ -127,8 +127,11 @@ function render({ model, el }) {
   picker.addEventListener("change", (event) => {
     const box = event.target.closest(".cbw-st-pick");
     if (!box) return;
+    // codes ticked from Python that are not candidates ("also ticked") stay ticked
+    const shown = new Set(model.get("candidates"));
+    const extra = model.get("chosen").filter((c) => !shown.has(c));
     const chosen = [...picker.querySelectorAll(".cbw-st-pick:checked")].map((b) => b.value);
-    send("chosen", chosen);
+    send("chosen", [...chosen, ...extra]);
   });
 
   function paintSettings() {
@@ -143,7 +146,6 @@ function render({ model, el }) {
     const codes = model.get("candidates");
     const precision = readVector(model.get("precision"));
     const coverage = readVector(model.get("coverage"));
-    const chosen = new Set(model.get("chosen"));
     const head = document.createElement("div");
     head.className = "cbw-st-row cbw-st-head";
     head.innerHTML = "<span></span><span>code</span><span>precision</span><span>coverage</span>";
@@ -151,8 +153,7 @@ function render({ model, el }) {
       const row = document.createElement("label");
       row.className = "cbw-st-row";
       row.dataset.code = code;
-      const box = input("checkbox", "cbw-st-pick", { value: code });
-      box.checked = chosen.has(code);
+      const box = input("checkbox", "cbw-st-pick", { value: code }); // ticked by paintChosen
       const name = document.createElement("span");
       name.textContent = code;
       const bar = document.createElement("span");
@@ -164,16 +165,18 @@ function render({ model, el }) {
       row.append(box, name, bar, cov);
       return row;
     });
-    const extra = [...chosen].filter((c) => !codes.includes(c));
     const note = document.createElement("div");
     note.className = "cbw-st-note";
-    note.textContent = extra.length ? `also ticked: ${extra.join(", ")}` : "";
     picker.replaceChildren(...(codes.length ? [head, ...rows] : []), note);
+    paintChosen();
   }
 
   function paintChosen() {
-    const chosen = new Set(model.get("chosen"));
-    for (const box of picker.querySelectorAll(".cbw-st-pick")) box.checked = chosen.has(box.value);
+    const chosen = model.get("chosen");
+    for (const box of picker.querySelectorAll(".cbw-st-pick")) box.checked = chosen.includes(box.value);
+    const shown = new Set(model.get("candidates"));
+    const extra = chosen.filter((c) => !shown.has(c)); // ticked from Python, not among the candidates
+    picker.querySelector(".cbw-st-note").textContent = extra.length ? `also ticked: ${extra.join(", ")}` : "";
   }
 
   function paintColumn(column, title, texts, regex) {

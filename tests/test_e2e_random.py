@@ -372,3 +372,181 @@ def test_random_actions_on_the_code_explorer_paint_fresh_results(jupyterlab: Jup
     print("explorer actions:", EXPLORER_ACTIONS, counts)
     print("screenshot:", shot(page, "jupyterlab-explorer-random"))
     assert page.blocked == [], page.blocked
+
+
+# ------------------------------------------------------------------ the steering panel
+
+STEERING_ACTIONS = 40
+TOPICS = ["dragon", "robot", "ocean", "castle", "garden", "pirate"]
+STEERING = [
+    "import json, ipywidgets, numpy as np, torch\nimport cbwidgets\nfrom cbwidgets.index import CodeIndex\n"
+    "from cbwidgets.stories import load_stories, split_stories\n"
+    "model = cbwidgets.storyteller()\n_, held = split_stories(load_stories())\n"
+    "index = CodeIndex.build(model, [s.text for s in held], progress=False)\n"
+    "panel = cbwidgets.steering_panel(model, index, samples=2, max_new_tokens=24, seed=0)\n"
+    "kernel = ipywidgets.Label()\nkernel.add_class('kernel-view')\n"
+    "KEYS = ('topic', 'candidates', 'chosen', 'rule', 'strength', 'seed', 'samples', 'max_new_tokens', 'running',\n"
+    "        'status', 'default_texts', 'steered_texts', 'error')\n"
+    "def report(_):\n    kernel.value = json.dumps({k: getattr(panel, k) for k in KEYS})\n"
+    "panel.observe(report, list(KEYS))\nreport(None)\nipywidgets.VBox([panel, kernel])",
+]
+_SETTINGS = ("topic", "chosen", "rule", "strength", "seed", "samples", "max_new_tokens")
+
+_STEERING_PAINTED = """() => {
+  const root = document.querySelector('.cbw-steering');
+  const value = (c) => root.querySelector(c).value;
+  return {
+    busy: root.classList.contains('cbw-busy'),
+    notice: !root.querySelector('.cbw-notice').hidden,
+    topic: value('.cbw-st-topic'),
+    candidates: [...root.querySelectorAll('.cbw-st-row[data-code]')].map((r) => r.dataset.code),
+    ticked: [...root.querySelectorAll('.cbw-st-pick:checked')].map((b) => b.value),
+    note: root.querySelector('.cbw-st-note').textContent,
+    rule: root.querySelector('.cbw-st-rules input:checked').value,
+    strength: root.querySelector('.cbw-st-value').textContent,
+    seed: value('.cbw-st-seed'), samples: value('.cbw-st-samples'), tokens: value('.cbw-st-tokens'),
+    status: root.querySelector('.cbw-status').textContent,
+    default: [...root.querySelectorAll('.cbw-st-default .cbw-st-sample')].map((b) => b.textContent),
+    steered: [...root.querySelectorAll('.cbw-st-steered .cbw-st-sample')].map((b) => b.textContent),
+  };
+}"""
+
+
+def test_random_actions_on_the_steering_panel_paint_fresh_samples(jupyterlab: JupyterLab, page: Any) -> None:
+    import cbwidgets
+    from cbwidgets.index import CodeIndex
+    from cbwidgets.steering import cut_at_end, steering, topic_codes
+    from cbwidgets.stories import load_stories, split_stories
+
+    model = cbwidgets.storyteller()
+    _, held = split_stories(load_stories())
+    index = CodeIndex.build(model, [s.text for s in held], progress=False)
+    k = min(cb.k for cb in model.attached.values())
+    full = {c.label: c.name for c in model.names.codebooks}
+    state: dict[str, Any] = {
+        "topic": "",
+        "chosen": [],
+        "rule": "replace",
+        "strength": 1.0,
+        "seed": 0,
+        "samples": 2,
+        "max_new_tokens": 24,
+    }
+    candidates: list[str] = []
+    rng = random.Random(SEED)
+    open_notebook(jupyterlab, page, "steering-random.ipynb", STEERING)
+    page.wait_for_selector(".cbw-st-topic")
+    page.wait_for_selector(".kernel-view")
+
+    def settle(step: int, action: str) -> dict[str, Any]:
+        where = f"after steering action {step} ({action})"
+        expected = json.dumps({key: state[key] for key in _SETTINGS})
+        try:
+            page.wait_for_function(
+                """(expected) => { const k = document.querySelector('.kernel-view');
+                   if (!k || document.querySelector('.cbw-steering.cbw-busy')) return false;
+                   try { const s = JSON.parse(k.textContent), e = JSON.parse(expected);
+                         const same = (key) => JSON.stringify(s[key]) === JSON.stringify(e[key]);
+                         return !s.running && Object.keys(e).every(same); }
+                   catch { return false; } }""",
+                arg=expected,
+                timeout=60_000,
+            )
+        except Exception as err:
+            raise AssertionError((where, expected, page.locator(".kernel-view").inner_text())) from err
+        kernel = json.loads(page.locator(".kernel-view").inner_text())
+        painted = page.evaluate(_STEERING_PAINTED)
+        assert not painted["notice"] and not kernel["error"], (where, kernel["error"])
+        assert kernel["candidates"] == candidates == painted["candidates"], where
+        assert painted["ticked"] == [c for c in candidates if c in state["chosen"]], where
+        extra = [c for c in state["chosen"] if c not in candidates]
+        assert painted["note"] == (f"also ticked: {', '.join(extra)}" if extra else ""), where
+        assert (painted["rule"], painted["topic"]) == (state["rule"], state["topic"]), where
+        assert float(painted["strength"]) == state["strength"], (where, painted["strength"])
+        assert (int(painted["seed"]), int(painted["samples"]), int(painted["tokens"])) == (
+            state["seed"],
+            state["samples"],
+            state["max_new_tokens"],
+        ), where
+        return painted
+
+    settle(0, "opened")
+    counts: dict[str, int] = {}
+    generated = 0
+    for step in range(1, STEERING_ACTIONS + 1):
+        kind = rng.choice(["topic", "tick", "tick", "rule", "strength", "number", "python", "generate", "generate"])
+        if (kind == "tick" and not candidates) or (kind == "generate" and not state["chosen"]):
+            kind = "topic"
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == "topic":
+            topic = rng.choice([t for t in TOPICS if t != state["topic"]])
+            page.locator(".cbw-st-topic").fill(topic)
+            table = topic_codes(index, topic, None, per_codebook=k, limit=24)
+            candidates = table["code"].tolist()
+            state["topic"], state["chosen"] = topic, candidates[:8]
+        elif kind == "tick":
+            code = rng.choice(candidates)
+            page.locator(f".cbw-st-row[data-code='{code}'] .cbw-st-pick").click()
+            extra = [c for c in state["chosen"] if c not in candidates]
+            ticked = [c for c in candidates if (c in state["chosen"]) != (c == code)]
+            state["chosen"] = ticked + extra
+        elif kind == "rule":
+            state["rule"] = rng.choice(["replace", "add"])
+            page.locator(f".cbw-st-rules input[value='{state['rule']}']").click()
+        elif kind == "strength":
+            page.locator(".cbw-st-strength").fill(str(rng.uniform(0.2, 4.0)))
+            state["strength"] = float(page.locator(".cbw-st-strength").input_value())  # where the user left it
+        elif kind == "number":
+            key, selector, low, high = rng.choice(
+                [
+                    ("seed", ".cbw-st-seed", 0, 9),
+                    ("samples", ".cbw-st-samples", 1, 3),
+                    ("max_new_tokens", ".cbw-st-tokens", 8, 32),
+                ]
+            )
+            state[key] = rng.randint(low, high)
+            page.locator(selector).fill(str(state[key]))
+            page.locator(selector).press("Tab")
+        elif kind == "python":
+            pool = list(dict.fromkeys([*candidates, f"0.{rng.randrange(8)}.{rng.randrange(1024)}"]))  # maybe not one
+            picked = rng.sample(pool, rng.randint(1, min(4, len(pool))))
+            forms = []
+            for code in picked:
+                label, number = code.rsplit(".", 1)
+                forms.append(rng.choice([repr(code), f"('{full[label]}', np.int64({number}))"]))
+            state["chosen"] = picked
+            state["strength"] = rng.choice([0.5, 1.25, 2.0, 3.5])
+            state["seed"] = rng.randrange(10)
+            code = (
+                f"panel.chosen = [{', '.join(forms)}]\npanel.strength = np.float64({state['strength']})\n"
+                f"panel.seed = np.int64({state['seed']})"
+            )
+            error = page.evaluate(_EXECUTE, code)
+            assert error is None, (code, error)
+        else:
+            page.locator(".cbw-st-go").click()
+            page.wait_for_function(
+                "document.querySelector('.cbw-steering .cbw-status').textContent.startsWith('generated')",
+                timeout=120_000,
+            )
+        painted = settle(step, kind)
+        if kind == "generate":
+            generated += 1
+            settings = {
+                "max_new_tokens": state["max_new_tokens"],
+                "num_samples": state["samples"],
+                "seed": state["seed"],
+            }
+            interventions = steering(state["chosen"], state["rule"], state["strength"])
+            prompt = "Once upon a time,"
+            eos = model.tokenizer.eos_token_id
+            for side, runs in (("default", ()), ("steered", interventions)):
+                out = model.generate(prompt, interventions=runs, **settings)
+                texts = [
+                    prompt + model.tokenizer.decode(cut_at_end(row, eos), skip_special_tokens=True)
+                    for row in out.new_ids.tolist()
+                ]
+                assert painted[side] == texts, (f"after steering action {step}", side)
+    print("steering actions:", STEERING_ACTIONS, counts, "generations checked:", generated)
+    print("screenshot:", shot(page, "jupyterlab-steering-random"))
+    assert page.blocked == [], page.blocked

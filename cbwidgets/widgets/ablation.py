@@ -19,7 +19,7 @@ from ..errors import CodebookError, check_choice
 from ..interventions import ABLATION_MODES, Ablate, Intervention, Scale
 from ..model import CodebookModel
 from ..names import as_real
-from .base import STATIC, Array, CodeGridWidget, refusing
+from .base import STATIC, Array, CodeGridWidget, Integer, refusing
 from .text import token_strings
 
 __all__ = ["AblationPanel", "ablation_panel"]
@@ -37,7 +37,7 @@ class AblationPanel(CodeGridWidget):
     """
 
     _esm = STATIC / "ablation.js"
-    position = traitlets.Int(0).tag(sync=True)  # the token whose codes and next-token prediction are shown
+    position = Integer(0).tag(sync=True)  # the token whose codes and next-token prediction are shown
     edits = traitlets.List(traitlets.Dict()).tag(sync=True)
     mode = traitlets.Unicode("substitute").tag(sync=True)
     where = traitlets.Unicode("everywhere").tag(sync=True)

@@ -26,8 +26,21 @@ import numpy as np
 import traitlets
 
 from ..errors import CodebookError
+from ..names import as_integer, as_real
 
-__all__ = ["STATIC", "Array", "CodeGridWidget", "RefusedValue", "WidgetBase", "as_array", "refusing"]
+__all__ = [
+    "STATIC",
+    "Array",
+    "CodeGridWidget",
+    "CodeListTrait",
+    "CodeTrait",
+    "Integer",
+    "Real",
+    "RefusedValue",
+    "WidgetBase",
+    "as_array",
+    "refusing",
+]
 
 STATIC = Path(__file__).parent / "static"
 _HANDSHAKE = ("request", "command")
@@ -68,6 +81,24 @@ class Array(traitlets.TraitType[np.ndarray, Any]):
         return array
 
 
+class CodeTrait(traitlets.Any):
+    """One code, held in its written form ("1.mlp.5"; "" for none). It takes any form the model takes
+    (``("layers.1.mlp", np.int64(5))``): the widget's validator writes it, so a Unicode trait's type
+    check must not refuse the tuple first."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("", **kwargs)
+        self.tag(sync=True)
+
+
+class CodeListTrait(traitlets.List):
+    """Several codes, each held in its written form; takes any forms, as ``CodeTrait`` does."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(traitlets.Any(), **kwargs)
+        self.tag(sync=True)
+
+
 class RefusedValue(CodebookError, traitlets.TraitError):
     """A value a widget's trait refuses. A CodebookError to the user's code; a TraitError to traitlets,
     which then undoes the whole message from the view that carried it (a plain exception would leave
@@ -90,6 +121,28 @@ def refusing(validator: _Validator) -> _Validator:
             raise RefusedValue(str(err)) from None
 
     return run
+
+
+class Integer(traitlets.Int):
+    """An int trait that also takes the numpy and torch integers the library hands out (stored as int)."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        try:
+            value = as_integer(value)
+        except (TypeError, ValueError):
+            raise RefusedValue(f"{self.name}={value!r} is not valid; give a whole number.") from None
+        return super().validate(obj, value)
+
+
+class Real(traitlets.Float):
+    """A float trait that also takes numpy and torch numbers (stored as a finite Python float)."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        try:
+            value = as_real(value)
+        except (TypeError, ValueError):
+            raise RefusedValue(f"{self.name}={value!r} is not valid; give a finite number.") from None
+        return super().validate(obj, value)
 
 
 class WidgetBase(anywidget.AnyWidget):

@@ -11,7 +11,7 @@ import traitlets
 from ..code_effects import code_logit_effect, residual_vector, similar_codes
 from ..index import CodeIndex
 from ..model import CodebookModel
-from .base import STATIC, Array, WidgetBase, refusing
+from .base import STATIC, Array, CodeTrait, Integer, WidgetBase, refusing
 from .export import export_html
 from .heatmap import CodeHeatmap
 from .search import CodeSearch
@@ -27,13 +27,13 @@ class CodeDashboard(WidgetBase):
     clicking a similar code (or ``show(code)``) switches the dashboard."""
 
     _esm = STATIC / "dashboard.js"
-    code = traitlets.Unicode("").tag(sync=True)  # in the written form; any form the model takes is accepted
+    code = CodeTrait()  # in the written form; any form the model takes is accepted
     stats = traitlets.Dict().tag(sync=True)
     hist = Array("<f4")  # (BINS,): share of firings by place in the document
     examples = traitlets.List(traitlets.Dict()).tag(sync=True)
     effects = traitlets.List(traitlets.Dict()).tag(sync=True)
     similar = traitlets.List(traitlets.Dict()).tag(sync=True)
-    opened_example = traitlets.Int(-1).tag(sync=True)
+    opened_example = Integer(-1).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
 
     _answers_to = ("code", "opened_example")

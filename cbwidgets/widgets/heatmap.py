@@ -14,7 +14,7 @@ from ..codes import Codes
 from ..errors import CodebookError
 from ..model import CodebookModel
 from ..names import EMPTY, CodebookNames
-from .base import STATIC, CodeGridWidget, as_array, refusing
+from .base import STATIC, CodeGridWidget, CodeTrait, as_array, refusing
 from .text import token_strings
 
 __all__ = ["CodeHeatmap", "heatmap"]
@@ -31,7 +31,7 @@ class CodeHeatmap(CodeGridWidget):
     """
 
     _esm = STATIC / "heatmap.js"
-    selected = traitlets.Unicode("").tag(sync=True)  # the selected code's name, '' for none
+    selected = CodeTrait()  # the selected code's name, '' for none
     selected_at = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)  # [codebook, id]: what the view sets
 
     def __init__(

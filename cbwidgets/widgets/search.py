@@ -11,7 +11,7 @@ import pandas as pd
 import traitlets
 
 from ..index import CodeIndex
-from .base import STATIC, Array, WidgetBase, refusing
+from .base import STATIC, Array, CodeTrait, WidgetBase, refusing
 
 __all__ = ["CodeSearch"]
 
@@ -32,7 +32,7 @@ class CodeSearch(WidgetBase):
     matches = Array("<i4")
     firings = Array("<i4")
     summary = traitlets.Unicode("").tag(sync=True)
-    opened = traitlets.Unicode("").tag(sync=True)
+    opened = CodeTrait()
 
     _answers_to = ("pattern",)
 

@@ -21,7 +21,7 @@ from ..generate import stream
 from ..index import CodeIndex
 from ..model import CodebookModel
 from ..steering import RULES, cut_at_end, steering, topic_codes
-from .base import STATIC, Array, WidgetBase, refusing
+from .base import STATIC, Array, CodeListTrait, Integer, Real, WidgetBase, refusing
 
 __all__ = ["SteeringPanel", "steering_panel"]
 
@@ -42,13 +42,13 @@ class SteeringPanel(WidgetBase):
     candidates = traitlets.List(traitlets.Unicode()).tag(sync=True)
     precision = Array("<f4")  # per candidate
     coverage = Array("<f4")  # per candidate
-    chosen = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    chosen = CodeListTrait()
     rule = traitlets.Unicode("replace").tag(sync=True)
-    strength = traitlets.Float(1.0).tag(sync=True)
-    temperature = traitlets.Float(1.0).tag(sync=True)
-    seed = traitlets.Int(0).tag(sync=True)
-    samples = traitlets.Int(2).tag(sync=True)
-    max_new_tokens = traitlets.Int(120).tag(sync=True)
+    strength = Real(1.0).tag(sync=True)
+    temperature = Real(1.0).tag(sync=True)
+    seed = Integer(0).tag(sync=True)
+    samples = Integer(2).tag(sync=True)
+    max_new_tokens = Integer(120).tag(sync=True)
     running = traitlets.Bool(False).tag(sync=True)
     default_texts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     steered_texts = traitlets.List(traitlets.Unicode()).tag(sync=True)
