@@ -77,6 +77,12 @@ def test_dashboard_clicks_switch_code_and_open_examples(page: Any, index: CodeIn
     mount(page, dash)
     assert page.locator(".cbw-db-example").count() == len(dash.examples)
     assert page.locator(".cbw-db-bar").count() == 20
+    # each logit value sits beside its token, not across the column
+    gaps = page.locator(".cbw-db-effect").evaluate_all(
+        "rows => rows.map((r) => { const [token, value] = [...r.children].map((c) => c.getBoundingClientRect());"
+        " return value.left - token.right; })"
+    )
+    assert gaps and all(0 <= g <= 12 for g in gaps), gaps
     print("screenshot:", shot(page, "dashboard"))
     page.locator(".cbw-db-example").first.click()
     page.wait_for_function("document.querySelector('.cbw-status').textContent.startsWith('example 0')")
