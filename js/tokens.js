@@ -12,6 +12,7 @@ const BPE = new Map([
 export const TOKEN_CHARS = 40; // a token longer than this is shown cut, with an ellipsis
 const FSI = "\u2068"; // first strong isolate ... pop directional isolate: bidi isolation in plain text
 const PDI = "\u2069";
+const BIDI_CONTROLS = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /** The text a token stands for, with byte-level BPE stand-ins turned back into characters. */
 export function tokenText(raw) {
@@ -43,7 +44,11 @@ export function isolated(text) {
 /** A token quoted for tooltips and summaries: JSON-quoted, cut when long (its length said), isolated. */
 export function quotedToken(raw) {
   const chars = [...tokenText(raw)];
-  const head = JSON.stringify(chars.slice(0, TOKEN_CHARS).join(""));
+  // JSON-quoted, with direction controls written out (\u202e): invisible, yet they reorder text
+  const head = JSON.stringify(chars.slice(0, TOKEN_CHARS).join("")).replace(
+    BIDI_CONTROLS,
+    (c) => `\\u${c.codePointAt(0).toString(16).padStart(4, "0")}`,
+  );
   const more = chars.length > TOKEN_CHARS ? `\u2026 (${chars.length.toLocaleString("en-US")} characters)` : "";
   return isolated(head + more);
 }

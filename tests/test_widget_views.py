@@ -42,6 +42,7 @@ def test_direction_controls_stay_inside_their_token(page: Any, panel: Any) -> No
     assert xs == sorted(xs), xs
     assert page.locator(".cbw-ab-tok").nth(3).evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
     page.locator(".cbw-ab-tok[data-t='3']").hover()
+    assert '"\\u202eabc"' in page.locator(".cbw-tooltip").inner_text()  # the control written out
     tip = page.locator(".cbw-tooltip .cbw-tip-value").first.evaluate("e => getComputedStyle(e).unicodeBidi")
     assert tip == "isolate"
     print("screenshot:", shot(page, "ablation-rlo-token"))
