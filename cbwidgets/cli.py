@@ -1,4 +1,4 @@
-"""The ``cbwidgets`` command: ``demo``, ``train-fsm`` and ``storyteller`` (also ``python -m cbwidgets ...``)."""
+"""The ``cbwidgets`` command: ``lab``, ``demo``, ``train-fsm``, ``storyteller`` (or ``python -m cbwidgets ...``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ R = TypeVar("R", bound="Recipe")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cbwidgets", description="Codebook features in the notebook.")
     commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser(
+        "lab", help="copy the tutorial notebooks into a folder (keeping edited copies) and open JupyterLab on them"
+    )
+    lab.add_argument(
+        "--folder", default="cbwidgets-notebooks", help="where the notebooks go (default ./cbwidgets-notebooks)"
+    )
+    lab.add_argument("--port", type=int, default=None, help="JupyterLab's port (default: 8888 or the next free one)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser; open the printed URL yourself")
     demo = commands.add_parser("demo", help="train a small codebook model on TokFSM (CPU, ~1 min) and show its codes")
     demo.add_argument("--steps", type=int, default=300, help="joint training steps with codebooks (default 300)")
     demo.add_argument(
@@ -41,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--joint-steps",
     )
     args = parser.parse_args(argv)
-    if args.command == "demo":
+    if args.command == "lab":
+        _lab(parser, args)
+    elif args.command == "demo":
         from .demo import run_demo
 
         for flag, value in (("--steps", args.steps), ("--base-steps", args.base_steps)):
@@ -51,6 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         _train(parser, args)
     return 0
+
+
+def _lab(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    import os
+
+    from .errors import CodebookError
+    from .lab import lab_command
+
+    if args.port is not None and not 0 < args.port < 65536:
+        parser.error(f"--port {args.port} is not valid; give a port number from 1 to 65535.")
+    try:
+        command = lab_command(args.folder, args.port, browser=not args.no_browser)
+    except CodebookError as err:
+        parser.exit(1, f"cbwidgets lab: {err}\n")
+    os.execv(command[0], command)  # JupyterLab takes over this process (Ctrl+C stops it as usual)
 
 
 def _recipe_command(commands: argparse._SubParsersAction, name: str, help: str, out: str, old_flag: str) -> None:

@@ -28,6 +28,8 @@ def test_wheel_ships_the_bundle_the_models_and_the_corpus(tmp_path: Path) -> Non
     assert "cbwidgets/stories/data/stories.jsonl.gz" in names
     for part in ("codebooks.safetensors", "codebooks.json", "metrics.json"):
         assert f"cbwidgets/smollm_codebooks/{part}" in names
+    for notebook in (ROOT / "cbwidgets" / "notebooks").iterdir():  # what cbwidgets lab copies out
+        assert f"cbwidgets/notebooks/{notebook.name}" in names
 
 
 def test_lazy_widget_names_are_the_widget_package() -> None:
@@ -42,7 +44,7 @@ def test_lazy_widget_names_are_the_widget_package() -> None:
 
 
 def test_the_notebooks_readme_lists_every_notebook() -> None:
-    folder = Path(__file__).parents[1] / "notebooks"
+    folder = Path(__file__).parents[1] / "cbwidgets" / "notebooks"
     readme = (folder / "README.md").read_text()
     missing = [p.name for p in sorted(folder.glob("*.ipynb")) if f"`{p.name}`" not in readme]
-    assert missing == [], f"notebooks/README.md does not list {missing}"
+    assert missing == [], f"cbwidgets/notebooks/README.md does not list {missing}"

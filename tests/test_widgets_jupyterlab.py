@@ -123,7 +123,8 @@ def test_steering_panel_streams_and_stops_in_jupyterlab(jupyterlab: JupyterLab, 
 def test_run_all_of_the_intervention_notebook_paints_the_kernels_state(jupyterlab: JupyterLab, page: Any) -> None:
     """Run All of the shipped notebook: cells set the mode and edits from Python and then reset; the
     displayed panel must end on exactly the kernel's state (it used to read "mode substitute")."""
-    shutil.copy(Path(__file__).parents[1] / "notebooks" / "code_intervention.ipynb", jupyterlab.root / "ci.ipynb")
+    shipped = Path(__file__).parents[1] / "cbwidgets" / "notebooks" / "02_code_intervention.ipynb"
+    shutil.copy(shipped, jupyterlab.root / "ci.ipynb")
     page.set_default_timeout(120_000)
     run_all(page, f"{jupyterlab.url}/lab/tree/ci.ipynb")
     page.wait_for_function(

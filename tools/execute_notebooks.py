@@ -1,6 +1,6 @@
 """Re-run the tutorial notebooks and store their outputs (they are deterministic), for readers on GitHub.
 
-    python tools/execute_notebooks.py [notebooks/tokfsm.ipynb ...]
+    python tools/execute_notebooks.py [cbwidgets/notebooks/01_tokfsm.ipynb ...]
 
 CI does not need this: it runs the notebooks itself under nbval (``python -m pytest``).
 Widget views are stripped from the stored outputs (they point at a kernel that is gone when the
@@ -28,7 +28,7 @@ def strip_widget_views(nb: nbformat.NotebookNode) -> None:
 
 
 def main(paths: list[str]) -> None:
-    notebooks = [Path(p) for p in paths] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    notebooks = [Path(p) for p in paths] or sorted((ROOT / "cbwidgets" / "notebooks").glob("*.ipynb"))
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
