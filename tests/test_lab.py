@@ -23,9 +23,10 @@ from tests.jupyter import _free_port
 
 def test_notebooks_ship_in_teaching_order_and_edited_copies_are_kept(tmp_path: Path) -> None:
     names = [p.name for p in shipped_notebooks()]
-    assert names[0] == "01_tokfsm.ipynb" and names[-1] == "README.md" and len(names) >= 5
+    assert names[0] == "00_quickstart.ipynb" and names[-1] == "README.md" and len(names) >= 6
+    assert not any("solution" in name for name in names)  # a teacher's, not copied for participants
     first = copy_notebooks(tmp_path / "mine")
-    assert first.copied == names and first.kept == [] and first.first == "01_tokfsm.ipynb"
+    assert first.copied == names and first.kept == [] and first.first == "00_quickstart.ipynb"
     edited = tmp_path / "mine" / "02_code_intervention.ipynb"
     edited.write_text(edited.read_text().replace("Reading codes", "My notes on reading codes"))
     again = copy_notebooks(tmp_path / "mine")
@@ -62,17 +63,20 @@ def test_lab_command_starts_jupyterlab_on_the_first_notebook(tmp_path: Path, pag
             assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
         said = log.read_text()
-        assert f"cbwidgets lab: tutorial notebooks in {folder}" in said and "copied: 01_tokfsm.ipynb" in said
+        assert (
+            f"cbwidgets lab: tutorial notebooks in {folder}" in said
+            and "copied: 00_quickstart.ipynb, 01_tokfsm.ipynb" in said
+        )
         assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in shipped_notebooks())
         # the server's front page leads to the first notebook, and it opens in a real browser
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=10) as reply:
-            assert "/lab/tree/01_tokfsm.ipynb" in reply.url, reply.url
+            assert "/lab/tree/00_quickstart.ipynb" in reply.url, reply.url
         page.set_default_timeout(60_000)
         page.goto(f"http://127.0.0.1:{port}/?token={token}")  # what a participant's browser opens
         page.wait_for_function(  # the first notebook's own text, in the notebook panel that opened
-            "[...document.querySelectorAll('.jp-Notebook')].some((n) => n.innerText.includes('TokFSM'))"
+            "[...document.querySelectorAll('.jp-Notebook')].some((n) => n.innerText.includes('00 Quickstart'))"
         )
-        assert page.evaluate("window.location.pathname").endswith("/lab/tree/01_tokfsm.ipynb")
+        assert page.evaluate("window.location.pathname").endswith("/lab/tree/00_quickstart.ipynb")
         print("screenshot:", shot(page, "cbwidgets-lab"))
     finally:
         server.send_signal(signal.SIGTERM)

@@ -28,8 +28,9 @@ def test_wheel_ships_the_bundle_the_models_and_the_corpus(tmp_path: Path) -> Non
     assert "cbwidgets/stories/data/stories.jsonl.gz" in names
     for part in ("codebooks.safetensors", "codebooks.json", "metrics.json"):
         assert f"cbwidgets/smollm_codebooks/{part}" in names
-    for notebook in (ROOT / "cbwidgets" / "notebooks").iterdir():  # what cbwidgets lab copies out
-        assert f"cbwidgets/notebooks/{notebook.name}" in names
+    notebooks = ROOT / "cbwidgets" / "notebooks"
+    for notebook in notebooks.rglob("*.*"):  # what cbwidgets lab copies out, and the solutions
+        assert f"cbwidgets/notebooks/{notebook.relative_to(notebooks).as_posix()}" in names
 
 
 def test_lazy_widget_names_are_the_widget_package() -> None:

@@ -28,7 +28,13 @@ def strip_widget_views(nb: nbformat.NotebookNode) -> None:
 
 
 def main(paths: list[str]) -> None:
-    notebooks = [Path(p) for p in paths] or sorted((ROOT / "cbwidgets" / "notebooks").glob("*.ipynb"))
+    folder = ROOT / "cbwidgets" / "notebooks"
+    # exercise notebooks stay without outputs (tools/make_exercises.py writes them from their solutions)
+    solved = {p.name for p in folder.glob("solutions/*.ipynb")}
+    found = [p for p in sorted(folder.glob("*.ipynb")) if p.name not in solved] + sorted(
+        folder.glob("solutions/*.ipynb")
+    )
+    notebooks = [Path(p) for p in paths] or found
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()

@@ -1,0 +1,113 @@
+"""Exercises: checks accept every correct answer in every form, give specific feedback on a wrong
+one without printing the answer; solution notebooks pass every check, exercise notebooks as shipped
+run and say "not yet"; exercise notebooks are what tools/make_exercises.py writes from the solutions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbclient
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from cbwidgets.exercises.quickstart import QuickstartChecks
+from cbwidgets.tokfsm import TokFSM, load_default
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "cbwidgets" / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def checks() -> QuickstartChecks:
+    return QuickstartChecks(load_default(), TokFSM().sample(1, 21, seed=3))
+
+
+def _truth(checks: QuickstartChecks) -> tuple[int, str, list[str]]:
+    """The right answers, computed here independently of the checks' own code paths."""
+    model, ids = checks.model, checks.ids
+    book = model.names.index_of("1.mlp")
+    code = int(checks.codes[-1, book, 0])
+    with torch.no_grad():
+        before = model(ids).logits[0, -1].softmax(-1)
+        with model.ablate(f"1.mlp.{code}", mode="drop"):
+            digit = model.tokenizer.decode([int(model(ids).logits[0, -1].argmax())])
+    strong = []
+    for other in sorted(set(checks.codes[:, book, 0].tolist())):
+        with torch.no_grad(), model.ablate(f"1.mlp.{other}", mode="drop"):
+            after = model(ids).logits[0, -1].softmax(-1)
+        if float((before - after).abs().sum() / 2) >= 0.2:
+            strong.append(f"1.mlp.{other}")
+    return code, digit, strong
+
+
+def test_every_correct_answer_in_every_form_is_accepted(checks: QuickstartChecks) -> None:
+    code, digit, strong = _truth(checks)
+    assert len(strong) >= 2  # exercise 3 has more than one right answer
+    for form in (f"1.mlp.{code}", ("1.mlp", code), ("layers.1.mlp", np.int64(code)), ("1.mlp", torch.tensor(code))):
+        assert checks.exercise_1(form), form
+    for form in (digit, int(digit), f" {digit} ", np.int64(int(digit)), torch.tensor(int(digit))):
+        assert checks.exercise_2(form), form
+    for name in strong:
+        assert checks.exercise_3(name) and checks.exercise_3(("1.mlp", np.int32(int(name.rsplit(".", 1)[1]))))
+
+
+def test_wrong_answers_get_specific_feedback_and_never_the_answer(checks: QuickstartChecks) -> None:
+    code, digit, strong = _truth(checks)
+    book = checks.model.names.index_of("1.mlp")
+    elsewhere = next(int(c) for c in checks.codes[:, book, 0].tolist() if int(c) != code)
+    absent = next(c for c in range(1000) if c not in set(checks.codes[:, book, 0].tolist()))
+    weak = next(f"1.mlp.{c}" for c in sorted(set(checks.codes[:, book, 0].tolist())) if f"1.mlp.{c}" not in strong)
+    top_before = checks.model.tokenizer.decode([int(checks.probs.argmax())])
+    other_digit = next(str(d) for d in range(10) if str(d) not in (digit, top_before))
+    cases: list[tuple[Any, Any, str]] = [
+        (checks.exercise_1, ..., "Replace the ... with your answer"),
+        (checks.exercise_1, "2.mlp.5", "is a code of codebook 2.mlp; this exercise is about codebook 1.mlp"),
+        (checks.exercise_1, f"1.mlp.{elsewhere}", "not at the last token (20); look at the heatmap's last row"),
+        (checks.exercise_1, f"1.mlp.{absent}", "does not fire anywhere in this prompt"),
+        (checks.exercise_1, ("1.mlp", 5.5), "That is not a code: code id 5.5"),
+        (checks.exercise_2, top_before, "that is the most likely digit before the ablation"),
+        (checks.exercise_2, other_digit, "another digit is more likely"),
+        (checks.exercise_2, "12", "is not one token; give one digit"),
+        (checks.exercise_3, weak, "it needs 0.2 or more"),
+        (checks.exercise_3, f"1.mlp.{absent}", "does not fire anywhere in this prompt"),
+    ]
+    for check, answer, expected in cases:
+        feedback = check(answer)
+        text = repr(feedback)
+        assert not feedback and "not yet" in text and expected in text, (answer, text)
+    # a wrong answer's feedback never names the right one
+    assert f"1.mlp.{code}" not in repr(checks.exercise_1(f"1.mlp.{elsewhere}"))
+    assert f"'{digit}'" not in repr(checks.exercise_2(other_digit)) and f" {digit} " not in repr(
+        checks.exercise_2(other_digit)
+    )
+    assert not any(name in repr(checks.exercise_3(weak)) for name in strong)
+
+
+def _check_outputs(path: Path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
+    texts = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "check.exercise_" in cell.source:
+            texts += [o["data"]["text/plain"] for o in cell.outputs if o.get("output_type") == "execute_result"]
+    return texts
+
+
+def test_solutions_pass_every_check_and_exercises_as_shipped_say_not_yet() -> None:
+    for solution in sorted((NOTEBOOKS / "solutions").glob("*.ipynb")):
+        solved = _check_outputs(solution)
+        assert solved and all(": correct." in t for t in solved), (solution.name, solved)
+        shipped = _check_outputs(NOTEBOOKS / solution.name)
+        assert len(shipped) == len(solved) and all("not yet. Replace the ..." in t for t in shipped), shipped
+
+
+def test_exercise_notebooks_are_written_from_their_solutions() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "make_exercises.py"), "--check"], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
