@@ -9,8 +9,8 @@ import os
 import tempfile
 
 from tests.browser import browser, page
-from tests.jupyter import jupyterlab
+from tests.jupyter import jupyterlab, notebook7
 
-__all__ = ["browser", "jupyterlab", "page"]
+__all__ = ["browser", "jupyterlab", "notebook7", "page"]
 
 os.environ.setdefault("CBWIDGETS_CACHE", tempfile.mkdtemp(prefix="cbwidgets-test-cache-"))

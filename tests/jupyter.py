@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["JupyterLab", "jupyterlab", "lab_server", "open_notebook", "run_all"]
+__all__ = ["JupyterLab", "jupyterlab", "lab_server", "notebook7", "open_notebook", "run_all"]
 
 
 @dataclass
@@ -44,9 +44,18 @@ class LabDidNotStart(RuntimeError):
     """JupyterLab exited or never answered /api/status; the message holds the end of its log."""
 
 
+@pytest.fixture(scope="session")
+def notebook7() -> Iterator[JupyterLab]:
+    """Jupyter Notebook 7 (the classic-looking front end built on JupyterLab's parts)."""
+    with lab_server("notebook") as server:
+        yield server
+
+
 @contextmanager
-def lab_server() -> Iterator[JupyterLab]:
-    """JupyterLab on 127.0.0.1 and a free port, no token, quiet; stopped with SIGTERM on exit."""
+def lab_server(app: str = "jupyterlab") -> Iterator[JupyterLab]:
+    """JupyterLab (or ``app="notebook"``: Notebook 7) on 127.0.0.1 and a free port, no token, quiet;
+    stopped with SIGTERM on exit."""
+    prefix = "LabApp" if app == "jupyterlab" else "JupyterNotebookApp"
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         root, settings, workspaces = base / "notebooks", base / "settings", base / "workspaces"
@@ -62,7 +71,7 @@ def lab_server() -> Iterator[JupyterLab]:
         command = [
             sys.executable,
             "-m",
-            "jupyterlab",
+            app,
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={port}",
@@ -71,10 +80,13 @@ def lab_server() -> Iterator[JupyterLab]:
             "--ServerApp.password=",
             "--ServerApp.allow_root=True",
             "--ServerApp.disable_check_xsrf=True",
-            "--LabApp.expose_app_in_browser=True",
-            "--LabApp.news_url=None",
-            "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--{prefix}.expose_app_in_browser=True",
         ]
+        if app == "jupyterlab":
+            command += [
+                "--LabApp.news_url=None",
+                "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ]
         with open(log, "w") as out:
             server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
         url = f"http://127.0.0.1:{port}"
@@ -87,7 +99,7 @@ def lab_server() -> Iterator[JupyterLab]:
                 except OSError as err:
                     if server.poll() is not None or time.monotonic() > deadline:
                         tail = log.read_text()[-3000:]
-                        raise LabDidNotStart(f"JupyterLab did not start; its log:\n{tail}") from err
+                        raise LabDidNotStart(f"{app} did not start; its log:\n{tail}") from err
                     time.sleep(0.5)
             yield JupyterLab(url, root, log)
         finally:
@@ -123,12 +135,13 @@ def run_all(page: object, url: str) -> None:
     page.evaluate(_RUN_ALL)  # type: ignore[attr-defined]
 
 
-def open_notebook(lab: JupyterLab, page: object, name: str, cells: list[str]) -> None:
-    """Write a notebook of ``cells`` into the server's folder, open it and run it."""
+def open_notebook(lab: JupyterLab, page: object, name: str, cells: list[str], path: str = "/lab/tree/") -> None:
+    """Write a notebook of ``cells`` into the server's folder, open it and run it (``path="/notebooks/"``
+    for Notebook 7)."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab.root / name)
     page.set_default_timeout(60_000)  # type: ignore[attr-defined]
-    run_all(page, f"{lab.url}/lab/tree/{name}")
+    run_all(page, f"{lab.url}{path}{name}")

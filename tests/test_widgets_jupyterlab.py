@@ -28,6 +28,16 @@ CELLS = [
 
 def test_click_in_jupyterlab_reruns_the_model_in_the_kernel(jupyterlab: JupyterLab, page: Any) -> None:
     open_notebook(jupyterlab, page, "e2e.ipynb", CELLS)
+    _click_panel_and_heatmap(page, "jupyterlab-e2e")
+
+
+def test_click_in_notebook7_reruns_the_model_in_the_kernel(notebook7: JupyterLab, page: Any) -> None:
+    """The same clicks in Jupyter Notebook 7, the other front end a workshop may open."""
+    open_notebook(notebook7, page, "e2e.ipynb", CELLS, path="/notebooks/")
+    _click_panel_and_heatmap(page, "notebook7-e2e")
+
+
+def _click_panel_and_heatmap(page: Any, name: str) -> None:
     page.wait_for_selector(".cbw-ab-code")
     page.wait_for_selector(".cbw-hm-row")
     before = page.locator(".cbw-status").first.inner_text()
@@ -59,7 +69,7 @@ def test_click_in_jupyterlab_reruns_the_model_in_the_kernel(jupyterlab: JupyterL
     # the heatmap in the same notebook: a click selects a code in the kernel's widget
     page.locator(".cbw-hm-row[data-t='3'] .cbw-hm-cell[data-n='9']").click()
     page.wait_for_function("document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code 1.mlp.')")
-    print("screenshot:", shot(page, "jupyterlab-e2e"))
+    print("screenshot:", shot(page, name))
     assert page.blocked == [], page.blocked
 
 
