@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["JupyterLab", "jupyterlab", "lab_server", "notebook7", "open_notebook", "run_all"]
+__all__ = ["JupyterLab", "jupyterlab", "lab_server", "notebook7", "open_notebook", "run_all", "stop"]
 
 
 @dataclass
@@ -103,11 +103,16 @@ def lab_server(app: str = "jupyterlab") -> Iterator[JupyterLab]:
                     time.sleep(0.5)
             yield JupyterLab(url, root, log)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop a Jupyter server as Ctrl+C would (SIGTERM), and kill it if it has not ended in 20 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 _RUN_ALL = """async () => {

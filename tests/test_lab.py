@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 from cbwidgets.errors import CodebookError
 from cbwidgets.lab import copy_notebooks, shipped_notebooks
 from tests.browser import shot
-from tests.jupyter import _free_port
+from tests.jupyter import _free_port, stop
 
 
 def test_notebooks_ship_in_teaching_order_and_edited_copies_are_kept(tmp_path: Path) -> None:
@@ -79,11 +78,7 @@ def test_lab_command_starts_jupyterlab_on_the_first_notebook(tmp_path: Path, pag
         assert page.evaluate("window.location.pathname").endswith("/lab/tree/00_quickstart.ipynb")
         print("screenshot:", shot(page, "cbwidgets-lab"))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
 
 def test_lab_without_jupyterlab_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
