@@ -111,3 +111,40 @@ def test_solutions_pass_every_check_and_exercises_as_shipped_say_not_yet() -> No
 def test_exercise_notebooks_are_written_from_their_solutions() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "make_exercises.py"), "--check"], capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_intervention_checks_take_every_correct_form_and_explain_wrong_ones() -> None:
+    from collections import Counter
+
+    from cbwidgets.exercises.intervention import InterventionChecks
+
+    model = load_default()
+    prompt = TokFSM().sample(1, 41, seed=2)
+    checks = InterventionChecks(model, prompt)
+    column = model.names.index_of("0.mlp")
+    counts = Counter(int(c) for c in checks.codes[:, column, 0].tolist())
+    (busiest, most), (runner_up, _) = counts.most_common(2)
+    for form in (f"0.mlp.{busiest}", ("layers.0.mlp", np.int64(busiest)), ("0.mlp", torch.tensor(busiest))):
+        assert checks.exercise_1(form), form
+    wrong = repr(checks.exercise_1(f"0.mlp.{runner_up}"))
+    assert "another code fires on more" in wrong and str(busiest) not in wrong and str(most) not in wrong
+    assert "is not in codebook 0.mlp" in repr(checks.exercise_1("1.mlp.3"))
+    # exercise 2, computed here by dropping each MLP code at the last token
+    with torch.no_grad():
+        before = model(prompt).logits[0, -1].softmax(-1)
+    top = int(before.argmax())
+    lowered = {}
+    for n, book in enumerate(model.names.codebooks):
+        if book.kind == "mlp":
+            name = f"{book.label}.{int(checks.codes[-1, n, 0])}"
+            with torch.no_grad(), model.ablate(name, mode="drop"):
+                lowered[name] = float(before[top] - model(prompt).logits[0, -1].softmax(-1)[top])
+    best = max(lowered, key=lowered.get)  # type: ignore[arg-type]
+    label, number = best.rsplit(".", 1)
+    assert checks.exercise_2(best) and checks.exercise_2((label, np.int32(int(number))))
+    other = next(name for name in lowered if name != best)
+    text = repr(checks.exercise_2(other))
+    assert "another MLP code lowers it more" in text and best not in text
+    assert "is an attention code" in repr(checks.exercise_2("0.0.5"))
+    elsewhere = next(c for c in counts if c != int(checks.codes[-1, column, 0]))  # fires, not at the end
+    assert "does not fire at the last token" in repr(checks.exercise_2(f"0.mlp.{elsewhere}"))
