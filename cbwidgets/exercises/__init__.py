@@ -9,9 +9,16 @@ every form the library takes (a code as "1.mlp.5", ("1.mlp", 5) or a torch integ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Feedback", "unanswered"]
+import torch
+
+from ..errors import CodebookError
+
+if TYPE_CHECKING:
+    from ..model import CodebookModel
+
+__all__ = ["Feedback", "PromptChecks", "unanswered"]
 
 
 @dataclass(frozen=True)
@@ -35,3 +42,35 @@ def unanswered(exercise: str, answer: Any) -> Feedback | None:
     if answer is ... or answer is None:
         return Feedback(exercise, False, "Replace the ... with your answer and run the cell again.")
     return None
+
+
+class PromptChecks:
+    """What every notebook's checks share: the participant's own model and prompt (so the truth is
+    what they see), its codes and its next-token probabilities, and reading a code answer."""
+
+    def __init__(self, model: CodebookModel, prompt: Any) -> None:
+        self.model = model
+        self.ids = model.as_input_ids(prompt)
+        with torch.no_grad():
+            out = model(self.ids)
+        self.codes = out.codes.ids[0]  # (tokens, codebooks, k)
+        self.probs = out.logits[0, -1].float().softmax(-1)  # the next token after the prompt
+
+    def read_code(self, exercise: str, answer: Any) -> tuple[int, int, str] | Feedback:
+        """(codebook index, id, written name) of a code answer in any form, or the feedback on why not."""
+        if (missing := unanswered(exercise, answer)) is not None:
+            return missing
+        try:
+            book, code = self.model.names.parse_code(answer)
+        except CodebookError as err:
+            return Feedback(exercise, False, f"That is not a code: {err}")
+        return book, code, self.model.names.code_name(book, code)
+
+    def fires_at(self, book: int, code: int) -> list[int]:
+        """The prompt's token positions where the code fires."""
+        return (self.codes[:, book, :] == code).any(-1).nonzero().flatten().tolist()
+
+    def after_drop(self, name: str) -> torch.Tensor:
+        """The next-token probabilities with one code dropped everywhere."""
+        with torch.no_grad(), self.model.ablate(name, mode="drop"):
+            return self.model(self.ids).logits[0, -1].float().softmax(-1)

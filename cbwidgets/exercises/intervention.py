@@ -5,49 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from ..errors import CodebookError
-from ..model import CodebookModel
-from . import Feedback, unanswered
+from . import Feedback, PromptChecks
 
 __all__ = ["BUSY_BOOK", "InterventionChecks"]
 
 BUSY_BOOK = "0.mlp"  # exercise 1: the codebook whose most frequent code is asked for
 
 
-class InterventionChecks:
-    """Checks against the participant's own model and prompt."""
-
-    def __init__(self, model: CodebookModel, prompt: Any) -> None:
-        self.model = model
-        self.ids = model.as_input_ids(prompt)
-        with torch.no_grad():
-            out = model(self.ids)
-        self.codes = out.codes.ids[0]  # (tokens, codebooks, k)
-        self.before = out.logits[0, -1].float().softmax(-1)
-        self.top = int(self.before.argmax())
-
-    def _parse(self, exercise: str, answer: Any) -> tuple[int, int] | Feedback:
-        try:
-            return self.model.names.parse_code(answer)
-        except CodebookError as err:
-            return Feedback(exercise, False, f"That is not a code: {err}")
+class InterventionChecks(PromptChecks):
+    """The two exercises, checked against the participant's own model and prompt."""
 
     def _fires_on(self, book: int, code: int) -> int:
-        return int((self.codes[:, book, :] == code).any(-1).sum())
+        return len(self.fires_at(book, code))
 
     def exercise_1(self, answer: Any) -> Feedback:
         """Which code of codebook 0.mlp fires on the most tokens of this prompt?"""
         exercise = "Exercise 1"
-        if (missing := unanswered(exercise, answer)) is not None:
-            return missing
-        parsed = self._parse(exercise, answer)
-        if isinstance(parsed, Feedback):
-            return parsed
-        book, code = parsed
+        read = self.read_code(exercise, answer)
+        if isinstance(read, Feedback):
+            return read
+        book, code, name = read
         names = self.model.names
-        name = names.code_name(book, code)
         if names.codebooks[book].label != BUSY_BOOK:
             return Feedback(exercise, False, f"{name} is not in codebook {BUSY_BOOK}; look at that column.")
         count = self._fires_on(book, code)
@@ -60,25 +38,21 @@ class InterventionChecks:
     def exercise_2(self, answer: Any) -> Feedback:
         """Which MLP code at the last token, switched off alone (drop), lowers the top prediction most?"""
         exercise = "Exercise 2"
-        if (missing := unanswered(exercise, answer)) is not None:
-            return missing
-        parsed = self._parse(exercise, answer)
-        if isinstance(parsed, Feedback):
-            return parsed
-        book, code = parsed
+        read = self.read_code(exercise, answer)
+        if isinstance(read, Feedback):
+            return read
+        book, code, name = read
         names = self.model.names
-        name = names.code_name(book, code)
         if names.codebooks[book].kind != "mlp":
             return Feedback(exercise, False, f"{name} is an attention code; the exercise asks about MLP codes.")
         if not bool((self.codes[-1, book] == code).any()):
             return Feedback(exercise, False, f"{name} does not fire at the last token; use the panel's code list.")
+        top = int(self.probs.argmax())  # the prediction before any edit
         drops = {}
         for other, book_name in enumerate(names.codebooks):
             if book_name.kind == "mlp":
                 candidate = names.code_name(other, int(self.codes[-1, other, 0]))
-                with torch.no_grad(), self.model.ablate(candidate, mode="drop"):
-                    after = self.model(self.ids).logits[0, -1].float().softmax(-1)
-                drops[candidate] = float(self.before[self.top] - after[self.top])
+                drops[candidate] = float(self.probs[top] - self.after_drop(candidate)[top])
         if drops.get(name, float("-inf")) >= max(drops.values()) - 1e-6:
             return Feedback(exercise, True, f"switching {name} off lowers the top prediction by {drops[name]:.1%}.")
         return Feedback(

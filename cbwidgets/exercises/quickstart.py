@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from ..errors import CodebookError
 from ..model import CodebookModel
-from . import Feedback, unanswered
+from . import Feedback, PromptChecks, unanswered
 
 __all__ = ["BOOK", "MIN_SHIFT", "QuickstartChecks"]
 
@@ -16,42 +13,29 @@ BOOK = "1.mlp"  # the codebook the exercises are about
 MIN_SHIFT = 0.2  # exercise 3: total variation the ablation must move the last prediction by
 
 
-class QuickstartChecks:
-    """Checks against the participant's own model and prompt, so the truth is what they see."""
+class QuickstartChecks(PromptChecks):
+    """The three exercises, checked against the participant's own model and prompt."""
 
     def __init__(self, model: CodebookModel, prompt: Any) -> None:
-        self.model = model
-        self.ids = model.as_input_ids(prompt)
-        with torch.no_grad():
-            out = model(self.ids)
-        self.codes = out.codes.ids[0]  # (tokens, codebooks, k)
-        self.probs = out.logits[0, -1].float().softmax(-1)
+        super().__init__(model, prompt)
         self.book = model.names.index_of(BOOK)
 
-    # ------------------------------------------------------------ helpers
     def _code(self, exercise: str, answer: Any) -> tuple[str, Feedback | None]:
         """The answer as a code name of codebook 1.mlp that fires in the prompt, or why it is not one."""
-        names = self.model.names
-        try:
-            book, code = names.parse_code(answer)
-        except CodebookError as err:
-            return "", Feedback(exercise, False, f"That is not a code: {err} Write it like '{BOOK}.<id>'.")
-        name = names.code_name(book, code)
+        read = self.read_code(exercise, answer)
+        if isinstance(read, Feedback):
+            return "", read
+        book, code, name = read
         if book != self.book:
-            label = names.codebooks[book].label
+            label = self.model.names.codebooks[book].label
             return name, Feedback(
                 exercise, False, f"{name} is a code of codebook {label}; this exercise is about codebook {BOOK}."
             )
-        where = (self.codes[:, book, :] == code).any(-1).nonzero().flatten().tolist()
-        if not where:
+        if not self.fires_at(book, code):
             return name, Feedback(
                 exercise, False, f"{name} does not fire anywhere in this prompt; read an id off the heatmap."
             )
         return name, None
-
-    def _after(self, name: str) -> torch.Tensor:
-        with torch.no_grad(), self.model.ablate(name, mode="drop"):
-            return self.model(self.ids).logits[0, -1].float().softmax(-1)
 
     def _digit(self, answer: Any) -> int | None:
         text = str(answer.item() if hasattr(answer, "item") else answer).strip()
@@ -62,15 +46,13 @@ class QuickstartChecks:
     def exercise_1(self, answer: Any) -> Feedback:
         """Which code of codebook 1.mlp fires on the last token?"""
         exercise = "Exercise 1"
-        if (missing := unanswered(exercise, answer)) is not None:
-            return missing
         name, problem = self._code(exercise, answer)
         if problem is not None:
             return problem
         code = self.model.names.parse_code(name)[1]
         last = self.codes.shape[0] - 1
         if not bool((self.codes[last, self.book] == code).any()):
-            where = (self.codes[:, self.book, :] == code).any(-1).nonzero().flatten().tolist()
+            where = self.fires_at(self.book, code)
             return Feedback(
                 exercise,
                 False,
@@ -87,7 +69,7 @@ class QuickstartChecks:
         if token is None:
             return Feedback(exercise, False, f"{answer!r} is not one token; give one digit, like 3 or '3'.")
         code = self.model.names.code_name(self.book, int(self.codes[-1, self.book, 0]))
-        after = self._after(code)
+        after = self.after_drop(code)
         if token == int(after.argmax()):
             return Feedback(exercise, True, f"with {code} off, that digit is the most likely ({after[token]:.0%}).")
         if token == int(self.probs.argmax()):
@@ -104,12 +86,10 @@ class QuickstartChecks:
     def exercise_3(self, answer: Any) -> Feedback:
         """A code of 1.mlp in this prompt whose ablation moves the last prediction by at least 0.2."""
         exercise = "Exercise 3"
-        if (missing := unanswered(exercise, answer)) is not None:
-            return missing
         name, problem = self._code(exercise, answer)
         if problem is not None:
             return problem
-        shift = float((self.probs - self._after(name)).abs().sum() / 2)
+        shift = float((self.probs - self.after_drop(name)).abs().sum() / 2)
         if shift >= MIN_SHIFT:
             return Feedback(exercise, True, f"switching {name} off moves the prediction by {shift:.2f}.")
         return Feedback(
