@@ -125,8 +125,7 @@ def load_checkpoint(
         optimizer_tensors = load_file(str(folder / "optimizer.safetensors"))
         rng_path = folder / f"rng-{rank}.safetensors"
         rng = load_file(str(rng_path if rng_path.exists() else folder / "rng-0.safetensors"))
-        weights = load_file(str(folder / "model.safetensors"))  # the whole file read: truncation shows here
-        del weights
+        # last, and safe: load_model reads the whole file (a truncated one fails) before it restores anything
         missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
     except (json.JSONDecodeError, SafetensorError, OSError, ValueError) as err:
         raise UnreadableCheckpoint(

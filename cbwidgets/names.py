@@ -20,7 +20,7 @@ import math
 import operator
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, SupportsIndex
 
@@ -215,7 +215,7 @@ class CodebookNames:
                 )
             if isinstance(code, str):  # a pair of strings is two codes wherever a list of codes is taken
                 raise CodebookError(f"the id in {ref!r} is a string; give an integer, or write '{book}.{code}'.")
-            index = self._named_in(ref, self.index_of, book)
+            index = self._index_in(ref, book)
         elif isinstance(ref, str) and "." in ref:
             book, _, code = ref.rpartition(".")
             if not code.lstrip("-").isdigit():
@@ -238,18 +238,17 @@ class CodebookNames:
             )
         return index, code_int
 
-    @staticmethod
-    def _named_in(ref: Any, look_up: Callable[[str], int], book: str) -> int:
-        """``look_up(book)``, its error prefixed with the whole code it was part of."""
+    def _index_in(self, ref: Any, book: str) -> int:
+        """``index_of(book)``, its error prefixed with the whole code it was part of."""
         try:
-            return look_up(book)
+            return self.index_of(book)
         except CodebookError as err:
             raise CodebookError(f"code {ref!r}: {err}") from None
 
     def _string_codebook(self, ref: str, book: str, code: str) -> int:
         """The codebook of a written code; "1.mlp.5.5" is read as a fractional id, not as codebook "1.mlp.5"."""
         try:
-            return self._named_in(ref, self.index_of, book)
+            return self._index_in(ref, book)
         except CodebookError:
             head, _, whole = book.rpartition(".")
             if head and whole.lstrip("-").isdigit() and head in self._by_key:

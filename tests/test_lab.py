@@ -49,7 +49,6 @@ def test_lab_command_starts_jupyterlab_on_the_first_notebook(tmp_path: Path, pag
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 90
-        token = None
         while True:  # the lab keeps JupyterLab's login token (users get it in the URL it prints)
             found = re.search(r"token=([0-9a-f]+)", log.read_text())
             token = found.group(1) if found else None

@@ -123,26 +123,26 @@ def refusing(validator: _Validator) -> _Validator:
     return run
 
 
+def _library_number(trait: traitlets.TraitType[Any, Any], value: Any, convert: Callable[[Any], Any], kind: str) -> Any:
+    """``value`` converted as the library converts numbers (numpy and torch scalars too), or refused."""
+    try:
+        return convert(value)
+    except (TypeError, ValueError):
+        raise RefusedValue(f"{trait.name}={value!r} is not valid; give {kind}.") from None
+
+
 class Integer(traitlets.Int):
     """An int trait that also takes the numpy and torch integers the library hands out (stored as int)."""
 
     def validate(self, obj: Any, value: Any) -> Any:
-        try:
-            value = as_integer(value)
-        except (TypeError, ValueError):
-            raise RefusedValue(f"{self.name}={value!r} is not valid; give a whole number.") from None
-        return super().validate(obj, value)
+        return super().validate(obj, _library_number(self, value, as_integer, "a whole number"))
 
 
 class Real(traitlets.Float):
     """A float trait that also takes numpy and torch numbers (stored as a finite Python float)."""
 
     def validate(self, obj: Any, value: Any) -> Any:
-        try:
-            value = as_real(value)
-        except (TypeError, ValueError):
-            raise RefusedValue(f"{self.name}={value!r} is not valid; give a finite number.") from None
-        return super().validate(obj, value)
+        return super().validate(obj, _library_number(self, value, as_real, "a finite number"))
 
 
 class WidgetBase(anywidget.AnyWidget):
