@@ -144,7 +144,9 @@ def train(
 
     ``callbacks`` receive a metrics dict every ``log_every`` steps (main process only): step, loss,
     lm_loss, reconstruction, ``reconstruction/<site>``, used_share (codes hit since the last log),
-    dead, revived, lr, seconds.
+    dead, revived, lr, seconds. A callback with a ``finish(error)`` method hears when training ends:
+    ``error`` is None, or the exception that stopped it (KeyboardInterrupt when the user stopped the
+    cell), so a live view can say where it stopped instead of looking frozen.
     """
     from tqdm.auto import tqdm
 
@@ -159,6 +161,7 @@ def train(
     frozen = [p for p in model.model.parameters() if p.requires_grad] if config.freeze_base else []
     for p in frozen:
         p.requires_grad_(False)
+    failed: BaseException | None = None
     try:
         torch.manual_seed(config.seed)
         optimizer = torch.optim.AdamW(
@@ -221,11 +224,23 @@ def train(
                 )
                 accelerator.wait_for_everyone()
         bar.close()
+    except BaseException as err:
+        failed = err
+        raise
     finally:
         for p in frozen:
             p.requires_grad_(True)
+        if accelerator.is_main_process:
+            _finish(callbacks, failed)
     model.eval()
     return TrainResult(pd.DataFrame(history), config.steps, checkpoint)
+
+
+def _finish(callbacks: Sequence[Callback], failed: BaseException | None) -> None:
+    for callback in callbacks:
+        finish = getattr(callback, "finish", None)
+        if callable(finish):
+            finish(failed)
 
 
 @dataclass

@@ -9,6 +9,7 @@ WIDGET_NAMES = (
     "CodeHeatmap",
     "CodeSearch",
     "SteeringPanel",
+    "TrainingMonitor",
     "ablation_panel",
     "code_explorer",
     "export_html",

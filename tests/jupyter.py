@@ -115,7 +115,7 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         server.kill()
 
 
-_RUN_ALL = """async () => {
+_RUN_ALL = """async (wait) => {
   const app = window.jupyterapp;
   let panel = app.shell.currentWidget;
   for (let i = 0; i < 200 && !(panel && panel.sessionContext); i++) {
@@ -128,25 +128,29 @@ _RUN_ALL = """async () => {
          panel.sessionContext.session.kernel.status !== "idle") {
     await new Promise((r) => setTimeout(r, 100));
   }
-  await app.commands.execute("notebook:run-all-cells");
+  const running = app.commands.execute("notebook:run-all-cells");  // settles when the last cell has run
+  if (wait) await running;
 }"""
 
 
-def run_all(page: object, url: str) -> None:
-    """Open a notebook in JupyterLab and run every cell once its kernel is ready."""
+def run_all(page: object, url: str, wait: bool = True) -> None:
+    """Open a notebook in JupyterLab and run every cell once its kernel is ready; ``wait=False``
+    returns once the cells are sent, to watch them while they run."""
     # ?reset: a fresh workspace, so notebooks opened by earlier tests do not come back and take focus
     page.goto(url + ("&" if "?" in url else "?") + "reset")  # type: ignore[attr-defined]
     page.wait_for_selector(".jp-Notebook")  # type: ignore[attr-defined]
-    page.evaluate(_RUN_ALL)  # type: ignore[attr-defined]
+    page.evaluate(_RUN_ALL, wait)  # type: ignore[attr-defined]
 
 
-def open_notebook(lab: JupyterLab, page: object, name: str, cells: list[str], path: str = "/lab/tree/") -> None:
+def open_notebook(
+    lab: JupyterLab, page: object, name: str, cells: list[str], path: str = "/lab/tree/", wait: bool = True
+) -> None:
     """Write a notebook of ``cells`` into the server's folder, open it and run it (``path="/notebooks/"``
-    for Notebook 7)."""
+    for Notebook 7; ``wait=False`` returns while the cells still run)."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab.root / name)
     page.set_default_timeout(60_000)  # type: ignore[attr-defined]
-    run_all(page, f"{lab.url}{path}{name}")
+    run_all(page, f"{lab.url}{path}{name}", wait)

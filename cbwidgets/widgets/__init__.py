@@ -11,6 +11,7 @@ from .dashboard import code_explorer as code_explorer
 from .export import export_html as export_html
 from .heatmap import CodeHeatmap as CodeHeatmap
 from .heatmap import heatmap as heatmap
+from .monitor import TrainingMonitor as TrainingMonitor
 from .search import CodeSearch as CodeSearch
 from .steering import SteeringPanel as SteeringPanel
 from .steering import steering_panel as steering_panel
