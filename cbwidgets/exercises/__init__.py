@@ -18,7 +18,9 @@ from ..errors import CodebookError
 if TYPE_CHECKING:
     from ..model import CodebookModel
 
-__all__ = ["Feedback", "PromptChecks", "unanswered"]
+__all__ = ["Feedback", "PromptChecks", "read_code", "unanswered"]
+
+_IN_BOOK = "{name} is not in codebook {label}; look in that column."
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,23 @@ def unanswered(exercise: str, answer: Any) -> Feedback | None:
     return None
 
 
+def read_code(
+    model: CodebookModel, exercise: str, answer: Any, label: str = "", elsewhere: str = _IN_BOOK
+) -> tuple[int, int, str] | Feedback:
+    """(codebook index, id, written name) of a code answer in any form, or the feedback on why not;
+    with ``label``, a code of another codebook gets ``elsewhere`` (formatted with name and label)."""
+    if (missing := unanswered(exercise, answer)) is not None:
+        return missing
+    try:
+        book, code = model.names.parse_code(answer)
+    except CodebookError as err:
+        return Feedback(exercise, False, f"That is not a code: {err}")
+    name = model.names.code_name(book, code)
+    if label and model.names.codebooks[book].label != label:
+        return Feedback(exercise, False, elsewhere.format(name=name, label=label))
+    return book, code, name
+
+
 class PromptChecks:
     """What every notebook's checks share: the participant's own model and prompt (so the truth is
     what they see), its codes and its next-token probabilities, and reading a code answer."""
@@ -58,13 +77,7 @@ class PromptChecks:
 
     def read_code(self, exercise: str, answer: Any) -> tuple[int, int, str] | Feedback:
         """(codebook index, id, written name) of a code answer in any form, or the feedback on why not."""
-        if (missing := unanswered(exercise, answer)) is not None:
-            return missing
-        try:
-            book, code = self.model.names.parse_code(answer)
-        except CodebookError as err:
-            return Feedback(exercise, False, f"That is not a code: {err}")
-        return book, code, self.model.names.code_name(book, code)
+        return read_code(self.model, exercise, answer)
 
     def fires_at(self, book: int, code: int) -> list[int]:
         """The prompt's token positions where the code fires."""
