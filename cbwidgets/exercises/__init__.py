@@ -75,9 +75,9 @@ class PromptChecks:
         self.codes = out.codes.ids[0]  # (tokens, codebooks, k)
         self.probs = out.logits[0, -1].float().softmax(-1)  # the next token after the prompt
 
-    def read_code(self, exercise: str, answer: Any) -> tuple[int, int, str] | Feedback:
-        """(codebook index, id, written name) of a code answer in any form, or the feedback on why not."""
-        return read_code(self.model, exercise, answer)
+    def read_code(self, exercise: str, answer: Any, label: str = "") -> tuple[int, int, str] | Feedback:
+        """``read_code`` on this model: the code answer read, or the feedback on why not."""
+        return read_code(self.model, exercise, answer, label)
 
     def fires_at(self, book: int, code: int) -> list[int]:
         """The prompt's token positions where the code fires."""

@@ -21,13 +21,10 @@ class InterventionChecks(PromptChecks):
     def exercise_1(self, answer: Any) -> Feedback:
         """Which code of codebook 0.mlp fires on the most tokens of this prompt?"""
         exercise = "Exercise 1"
-        read = self.read_code(exercise, answer)
+        read = self.read_code(exercise, answer, BUSY_BOOK)
         if isinstance(read, Feedback):
             return read
         book, code, name = read
-        names = self.model.names
-        if names.codebooks[book].label != BUSY_BOOK:
-            return Feedback(exercise, False, f"{name} is not in codebook {BUSY_BOOK}; look at that column.")
         count = self._fires_on(book, code)
         most = max(self._fires_on(book, int(c)) for c in self.codes[:, book, :].unique().tolist() if c >= 0)
         if count == most:

@@ -58,7 +58,7 @@ class TokFSMChecks:
         try:
             given = int(answer)
         except (TypeError, ValueError):
-            return Feedback(exercise, False, f"{answer!r} is not a count; give a whole number from 0 to 10.")
+            given = -1
         if given != answer or not 0 <= given <= 10:
             return Feedback(exercise, False, f"{answer!r} is not a count; give a whole number from 0 to 10.")
         truth = self.true_neighbours_with_codes_dropped()

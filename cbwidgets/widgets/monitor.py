@@ -62,7 +62,7 @@ class TrainingMonitor(WidgetBase):
     run_starts = Array("<f4")  # the x where each later run began
     latest = traitlets.Unicode("").tag(sync=True)  # the newest figures as text
     state = traitlets.Unicode(_WAITING).tag(sync=True)
-    interval = Real(0.25).tag(sync=True)  # seconds between updates sent to the view, at least
+    interval = Real(0.25)  # seconds between updates sent to the view, at least (the kernel's alone)
 
     def __init__(self, interval: float = 0.25) -> None:
         try:
