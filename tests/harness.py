@@ -76,17 +76,34 @@ _MOUNT = """async ([esm, css, state]) => {
 }"""
 
 
-def mount(page: Any, widget: Any) -> None:
+def mount(page: Any, widget: Any, drop_buffers: bool = False) -> None:
     """Render ``widget``'s real bundle in ``page``; ``save_changes`` sets the Python widget's traits
     (so its observers run, as in a kernel) and sends the widget's new state back.
     ``page.evaluate("cbwPull()")`` brings changes made in Python since (by a thread, say);
-    ``window.cbwDeaf = true`` stops answering (a kernel gone); ``cbwFire(event)`` fires a model event."""
+    ``window.cbwDeaf = true`` stops answering (a kernel gone); ``cbwFire(event)`` fires a model event.
+    ``drop_buffers`` loses every binary buffer on the way, as Colab's widget manager does."""
+
+    def state() -> dict[str, Any]:
+        sent = widget_state(widget)
+        return _without_buffers(sent) if drop_buffers else sent
 
     def save(changes_json: str) -> str:
         widget.set_state(json.loads(changes_json))
-        return json.dumps(widget_state(widget))
+        return json.dumps(state())
 
     page.expose_function("cbwSave", save)
-    page.expose_function("cbwState", lambda: json.dumps(widget_state(widget)))
+    page.expose_function("cbwState", lambda: json.dumps(state()))
     page.set_content(_HARNESS)
-    page.evaluate(_MOUNT, [_source(widget._esm), _source(widget._css), widget_state(widget)])
+    page.evaluate(_MOUNT, [_source(widget._esm), _source(widget._css), state()])
+
+
+def _without_buffers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_buffers(item) for key, item in value.items() if not _is_buffer(item)}
+    if isinstance(value, list):
+        return [_without_buffers(item) for item in value]
+    return value
+
+
+def _is_buffer(value: Any) -> bool:
+    return isinstance(value, dict) and "__bytes__" in value

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import cbwidgets
 from cbwidgets.exercises.quickstart import QuickstartChecks
 from cbwidgets.tokfsm import TokFSM, load_default
 
@@ -125,6 +126,7 @@ def test_every_check_says_not_yet_to_an_answer_left_blank() -> None:
         InterventionChecks(model, fsm.sample(1, 41, seed=2)),
         SearchChecks(index, model),
         TrainingChecks(model, fsm),
+        _steering_checks(),
     ):
         methods = [getattr(checks, n) for n in dir(checks) if n.startswith("exercise_")]
         assert len(methods) >= 2
@@ -132,6 +134,43 @@ def test_every_check_says_not_yet_to_an_answer_left_blank() -> None:
             for blank in (..., None):
                 text = repr(method(blank))
                 assert "not yet. Replace the ... with your answer" in text, text
+
+
+def _steering_checks() -> Any:
+    """04's checks on the storyteller, over the held-out stories only (a few seconds to index)."""
+    from cbwidgets.exercises.steering import SteeringChecks
+    from cbwidgets.index import CodeIndex
+    from cbwidgets.stories import load_stories, split_stories
+
+    model = cbwidgets.storyteller()
+    _, held = split_stories(load_stories())
+    return SteeringChecks(CodeIndex.build(model, [s.text for s in held], progress=False), model)
+
+
+def test_steering_checks_take_any_topic_code_and_explain_wrong_answers() -> None:
+    from cbwidgets.exercises.steering import TOPIC
+    from cbwidgets.steering import topic_codes
+
+    checks = _steering_checks()
+    found = topic_codes(checks.index, TOPIC, codebooks="0.", limit=8)
+    assert len(found) >= 4
+    for code in (found["code"].iloc[0], (found["codebook"].iloc[1], int(found["code"].iloc[1].rsplit(".", 1)[1]))):
+        assert checks.exercise_1(code), code
+    dragon = topic_codes(checks.index, "dragon", codebooks="0.", limit=1)["code"].iloc[0]
+    assert "inside slide stories; topic_codes sorts" in repr(checks.exercise_1(dragon))
+    assert "take a code of layer 0" in repr(checks.exercise_1("1.0.5"))
+    assert "That is not a code" in repr(checks.exercise_1("0.mlp.3"))
+
+    model = checks.model
+    named = model.generate("The slide was", max_new_tokens=10, num_samples=4, seed=0)
+    assert "the prompt names the topic" in repr(checks.exercise_2(named))
+    few = model.generate("Once upon a time,", max_new_tokens=10, num_samples=2, seed=0)
+    assert "too few to judge" in repr(checks.exercise_2(few))
+    plain = model.generate("Once upon a time,", max_new_tokens=40, num_samples=4, seed=0)
+    said = repr(checks.exercise_2(plain))
+    assert "not yet" in said and "samples mention 'slide'" in said
+    assert "not a str" in repr(checks.exercise_2("a story about a slide"))
+    # a steered Generation that passes: the solution notebook's, with the index of all training stories
 
 
 def test_exercise_notebooks_are_written_from_their_solutions() -> None:

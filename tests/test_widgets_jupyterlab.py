@@ -37,6 +37,20 @@ def test_click_in_notebook7_reruns_the_model_in_the_kernel(notebook7: JupyterLab
     _click_panel_and_heatmap(page, "notebook7-e2e")
 
 
+def test_the_base64_wire_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
+    """The wire Colab gets (arrays as base64 text in the state), forced here through CBWIDGETS_WIRE in
+    a real kernel: the views draw and the same clicks re-run the model."""
+    cells = [
+        "import os\nos.environ['CBWIDGETS_WIRE'] = 'base64'",
+        *CELLS,
+        "ipywidgets.HTML(f\"<span class='wire-used'>{panel.wire} {sorted(panel.get_state()['p_before'])}</span>\")",
+    ]
+    open_notebook(jupyterlab, page, "wire.ipynb", cells)
+    page.wait_for_selector(".wire-used")
+    assert page.locator(".wire-used").inner_text() == "base64 ['base64', 'dtype', 'shape']"
+    _click_panel_and_heatmap(page, "jupyterlab-base64-wire")
+
+
 def _click_panel_and_heatmap(page: Any, name: str) -> None:
     page.wait_for_selector(".cbw-ab-code")
     page.wait_for_selector(".cbw-hm-row")

@@ -2,7 +2,9 @@
 
 - The wire: numbers travel as binary buffers. An ``Array`` trait holds a numpy array in Python
   (a torch tensor is moved to the CPU first) and reaches the view as ``{shape, dtype, data}`` with
-  ``data`` a binary buffer; ``js/wire.js`` reads it. No widget converts arrays itself.
+  ``data`` a binary buffer; ``js/wire.js`` reads it. No widget converts arrays itself. Where a front
+  end drops buffers (Colab), the widget's ``wire`` is ``"base64"`` and the bytes travel as text
+  (``wire.py`` says when).
 - The handshake: a view that wants the kernel to act sets the traits it changed and a new
   ``request`` number (and, for actions such as "reset", a ``command``) in one message. The widget
   answers every request, even one that changed nothing: ``answer(changed, command)`` brings its
@@ -27,6 +29,7 @@ import traitlets
 
 from ..errors import CodebookError
 from ..names import as_integer, as_real
+from .wire import checked_wire, decode, default_wire, encode
 
 __all__ = [
     "STATIC",
@@ -53,19 +56,17 @@ def as_array(values: Any, dtype: str) -> np.ndarray:
     return np.asarray(values, dtype=dtype, order="C")
 
 
-def _to_json(array: np.ndarray, _widget: Any) -> dict[str, Any]:
-    return {"shape": list(array.shape), "dtype": array.dtype.name, "data": memoryview(array.tobytes())}
+def _to_json(array: np.ndarray, widget: Any) -> dict[str, Any]:
+    return encode(array, getattr(widget, "wire", "binary"))
 
 
 def _from_json(value: Any, _widget: Any) -> np.ndarray:
-    if isinstance(value, np.ndarray):
-        return value
-    data = value["data"]
-    return np.frombuffer(bytes(data), dtype=value["dtype"]).reshape(value["shape"])
+    return decode(value)
 
 
 class Array(traitlets.TraitType[np.ndarray, Any]):
-    """A numpy array of one dtype and number of dimensions, sent to the view as a binary buffer."""
+    """A numpy array of one dtype and number of dimensions, sent to the view as a binary buffer
+    (or as base64 text where the widget's ``wire`` says so)."""
 
     info_text = "an array"
 
@@ -156,6 +157,8 @@ class WidgetBase(anywidget.AnyWidget):
     answered = traitlets.Int(0).tag(sync=True)  # the latest request of the view's that was answered
     revision = traitlets.Int(0).tag(sync=True)  # counts answers, to the view's requests or to Python
     choices = traitlets.Dict().tag(sync=True)  # each setting's valid values, for the view's controls
+    # how Array traits travel: "binary" buffers, or "base64" text where a front end drops buffers (Colab)
+    wire = traitlets.Unicode()
 
     _answers_to: ClassVar[tuple[str, ...]] = ()
 
@@ -165,6 +168,22 @@ class WidgetBase(anywidget.AnyWidget):
         self._callback_error = ""  # the message a guarded callback last put in the error box
         if self._answers_to:
             self.observe(lambda change: self._respond({change["name"]}), names=list(self._answers_to))
+
+    @traitlets.default("wire")
+    def _default_wire(self) -> str:
+        return default_wire()
+
+    @traitlets.validate("wire")
+    @refusing
+    def _valid_wire(self, proposal: dict[str, Any]) -> str:
+        return checked_wire(proposal["value"], f"wire={proposal['value']!r}")
+
+    @traitlets.observe("wire")
+    def _resend_arrays(self, change: dict[str, Any]) -> None:
+        """A view already shown gets every array again in the new form."""
+        arrays = [name for name, trait in self.traits(sync=True).items() if isinstance(trait, Array)]
+        if arrays and change["old"] != change["new"] and getattr(self, "comm", None) is not None:
+            self.send_state(arrays)
 
     # ------------------------------------------------------------ the handshake
     def answer(self, changed: set[str], command: str) -> None:
