@@ -21,6 +21,7 @@ import pytest
 __all__ = [
     "JupyterLab",
     "classic_notebook",
+    "free_port",
     "jupyterlab",
     "lab_server",
     "notebook7",
@@ -28,6 +29,7 @@ __all__ = [
     "open_notebook",
     "run_all",
     "stop",
+    "wait_until_up",
 ]
 
 
@@ -38,7 +40,7 @@ class JupyterLab:
     log: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -51,7 +53,7 @@ def jupyterlab() -> Iterator[JupyterLab]:
 
 
 class LabDidNotStart(RuntimeError):
-    """JupyterLab exited or never answered /api/status; the message holds the end of its log."""
+    """A server (JupyterLab, Notebook, marimo) exited or never answered; the message holds the end of its log."""
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +94,7 @@ def lab_server(app: str = "jupyterlab") -> Iterator[JupyterLab]:
         news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         news.parent.mkdir(parents=True)
         news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-        port = _free_port()
+        port = free_port()
         log = base / "jupyterlab.log"
         env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(workspaces)}
         command = [
@@ -122,19 +124,24 @@ def lab_server(app: str = "jupyterlab") -> Iterator[JupyterLab]:
             server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/api/status", timeout=2)
-                    break
-                except OSError as err:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        tail = log.read_text()[-3000:]
-                        raise LabDidNotStart(f"{app} did not start; its log:\n{tail}") from err
-                    time.sleep(0.5)
+            wait_until_up(server, f"{url}/api/status", log, app, seconds=90)
             yield JupyterLab(url, root, log)
         finally:
             stop(server)
+
+
+def wait_until_up(server: subprocess.Popen[bytes], url: str, log: Path, name: str, seconds: float) -> None:
+    """Poll ``url`` until the server answers; LabDidNotStart, with the end of its log, if it exits or
+    ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError as err:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise LabDidNotStart(f"{name} did not start; its log:\n{log.read_text()[-3000:]}") from err
+            time.sleep(0.5)
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -178,13 +185,23 @@ def open_notebook(
 ) -> None:
     """Write a notebook of ``cells`` into the server's folder, open it and run it (``path="/notebooks/"``
     for Notebook 7; ``wait=False`` returns while the cells still run)."""
+    _write_notebook(lab.root / name, cells)
+    page.set_default_timeout(60_000)  # type: ignore[attr-defined]
+    run_all(page, f"{lab.url}{path}{name}", wait)
+
+
+def _write_notebook(path: Path, cells: list[str], trusted: bool = False) -> None:
+    """A notebook of code ``cells`` on the python3 kernel; ``trusted`` signs it, as a notebook its user
+    wrote (the classic Notebook runs no widget output of an untrusted one)."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, lab.root / name)
-    page.set_default_timeout(60_000)  # type: ignore[attr-defined]
-    run_all(page, f"{lab.url}{path}{name}", wait)
+    if trusted:
+        from nbformat.sign import NotebookNotary
+
+        NotebookNotary().sign(nb)
+    nbformat.write(nb, path)
 
 
 _CLASSIC_RUN_ALL = """async () => {
@@ -199,14 +216,7 @@ _CLASSIC_RUN_ALL = """async () => {
 def open_classic(server: JupyterLab, page: object, name: str, cells: list[str]) -> None:
     """``open_notebook`` for the classic Notebook 6: write, open, and run every cell (returns once
     they are sent)."""
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    from nbformat.sign import NotebookNotary
-
-    NotebookNotary().sign(nb)  # trusted, as a notebook its user wrote: outputs may run scripts
-    nbformat.write(nb, server.root / name)
+    _write_notebook(server.root / name, cells, trusted=True)
     page.set_default_timeout(60_000)  # type: ignore[attr-defined]
     page.goto(f"{server.url}/notebooks/{name}")  # type: ignore[attr-defined]
     page.evaluate(_CLASSIC_RUN_ALL)  # type: ignore[attr-defined]

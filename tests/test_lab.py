@@ -17,7 +17,7 @@ import pytest
 from cbwidgets.errors import CodebookError
 from cbwidgets.lab import copy_notebooks, shipped_notebooks
 from tests.browser import shot
-from tests.jupyter import _free_port, stop
+from tests.jupyter import free_port, stop
 
 
 def test_notebooks_ship_in_teaching_order_and_edited_copies_are_kept(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_notebooks_ship_in_teaching_order_and_edited_copies_are_kept(tmp_path: P
 
 
 def test_lab_command_starts_jupyterlab_on_the_first_notebook(tmp_path: Path, page: Any) -> None:
-    port = _free_port()
+    port = free_port()
     folder = tmp_path / "workshop"
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
     command = [sys.executable, "-m", "cbwidgets", "lab", "--folder", str(folder), "--port", str(port), "--no-browser"]

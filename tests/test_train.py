@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 
 from cbwidgets.errors import CodebookError
 from cbwidgets.train import TrainConfig, batch_for_step, train
+from tests.jupyter import free_port
 from tests.tiny import tiny_data, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,12 +110,6 @@ def test_training_refuses_bad_setups(tmp_path: Path) -> None:
         TrainConfig(mixed_precision="fp8")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -128,7 +122,7 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
         "--master_addr",
         "127.0.0.1",
         "--master_port",
-        str(_free_port()),
+        str(free_port()),
         str(ROOT / "tests" / "ddp_worker.py"),
         str(tmp_path),
     ]

@@ -15,14 +15,10 @@ import pytest
 import cbwidgets
 from cbwidgets import CodebookError
 from cbwidgets.tokfsm import TokFSM, load_default
-from cbwidgets.widgets.base import Array, WidgetBase, _from_json
+from cbwidgets.widgets.base import _from_json
 from cbwidgets.widgets.wire import default_wire
 from tests.browser import mount, shot
-
-
-class Holder(WidgetBase):
-    values = Array("<f4")
-    grid = Array("<i4", ndim=2)
+from tests.test_widget_base import Holder
 
 
 @pytest.fixture

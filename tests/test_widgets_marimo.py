@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import shot
-from tests.jupyter import _free_port, stop
+from tests.jupyter import free_port, stop, wait_until_up
 
 APP = """import marimo
 
@@ -64,7 +62,7 @@ def marimo_app() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         app, log = Path(tmp) / "app.py", Path(tmp) / "marimo.log"
         app.write_text(APP)
-        port = _free_port()
+        port = free_port()
         command = [
             sys.executable,
             "-m",
@@ -82,15 +80,7 @@ def marimo_app() -> Iterator[str]:
             server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ})
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError as err:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"marimo did not start; its log:\n{log.read_text()[-3000:]}") from err
-                    time.sleep(0.5)
+            wait_until_up(server, url, log, "marimo", seconds=60)
             yield url
         finally:
             stop(server)

@@ -182,7 +182,7 @@ class WidgetBase(anywidget.AnyWidget):
     def _resend_arrays(self, change: dict[str, Any]) -> None:
         """A view already shown gets every array again in the new form."""
         arrays = [name for name, trait in self.traits(sync=True).items() if isinstance(trait, Array)]
-        if arrays and change["old"] != change["new"] and getattr(self, "comm", None) is not None:
+        if arrays and getattr(self, "comm", None) is not None:  # traitlets calls this only on a change
             self.send_state(arrays)
 
     # ------------------------------------------------------------ the handshake
