@@ -52,7 +52,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A page whose every request off this machine is aborted and recorded in ``page.blocked``."""
+    """A page whose every request off this machine is aborted and recorded in ``page.blocked``; its
+    uncaught errors are in ``page.js_errors``, those thrown in a widget's own code in ``page.widget_errors``
+    (a front end's own errors, such as Notebook 7's settings loader, are not the widgets')."""
     page = browser.new_page()
     blocked: list[str] = []
 
@@ -66,8 +68,16 @@ def page(browser: Any) -> Iterator[Any]:
     page.route("**/*", guard)
     page.blocked = blocked
     errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
+    ours: list[str] = []  # errors thrown in a widget bundle (loaded from a blob: URL, here and in Jupyter)
+
+    def record(err: Any) -> None:
+        errors.append(str(err))
+        if "blob:" in (err.stack or ""):
+            ours.append(f"{err}\n{err.stack}")
+
+    page.on("pageerror", record)
     page.js_errors = errors
+    page.widget_errors = ours
     yield page
     page.close()
 

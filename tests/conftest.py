@@ -9,8 +9,8 @@ import os
 import tempfile
 
 from tests.browser import browser, page
-from tests.jupyter import classic_notebook, jupyterlab, notebook7
+from tests.jupyter import classic_notebook, front_end, jupyterlab, notebook7
 
-__all__ = ["browser", "classic_notebook", "jupyterlab", "notebook7", "page"]
+__all__ = ["browser", "classic_notebook", "front_end", "jupyterlab", "notebook7", "page"]
 
 os.environ.setdefault("CBWIDGETS_CACHE", tempfile.mkdtemp(prefix="cbwidgets-test-cache-"))

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 
 __all__ = [
+    "FrontEnd",
     "JupyterLab",
     "classic_notebook",
     "free_port",
+    "front_end",
     "jupyterlab",
     "lab_server",
     "notebook7",
@@ -61,6 +63,28 @@ def notebook7() -> Iterator[JupyterLab]:
     """Jupyter Notebook 7 (the classic-looking front end built on JupyterLab's parts)."""
     with lab_server("notebook") as server:
         yield server
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """A front end a workshop may open (JupyterLab 4 or Notebook 7) and the path its notebooks live under."""
+
+    name: str
+    server: JupyterLab
+    path: str
+
+    def open(self, page: object, name: str, cells: list[str], wait: bool = True) -> None:
+        open_notebook(self.server, page, name, cells, path=self.path, wait=wait)
+
+    def shot_name(self, name: str) -> str:
+        return name if self.name == "jupyterlab" else name.replace("jupyterlab", self.name)
+
+
+@pytest.fixture(params=["jupyterlab", "notebook7"])
+def front_end(request: pytest.FixtureRequest) -> FrontEnd:
+    """Each widget's end-to-end test runs in both front ends (their widget managers differ in detail)."""
+    server = request.getfixturevalue(request.param)
+    return FrontEnd(request.param, server, "/lab/tree/" if request.param == "jupyterlab" else "/notebooks/")
 
 
 @pytest.fixture(scope="session")

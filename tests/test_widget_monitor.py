@@ -13,7 +13,7 @@ from cbwidgets.errors import CodebookError
 from cbwidgets.train import TrainConfig, train
 from cbwidgets.widgets import TrainingMonitor
 from tests.browser import mount, shot
-from tests.jupyter import JupyterLab, open_notebook
+from tests.jupyter import FrontEnd
 from tests.tiny import tiny_data, tiny_model
 
 
@@ -124,8 +124,8 @@ LIVE = [
 ]
 
 
-def test_the_charts_grow_while_the_cell_still_runs(jupyterlab: JupyterLab, page: Any) -> None:
-    open_notebook(jupyterlab, page, "monitor.ipynb", LIVE, wait=False)
+def test_the_charts_grow_while_the_cell_still_runs(front_end: FrontEnd, page: Any) -> None:
+    front_end.open(page, "monitor.ipynb", LIVE, wait=False)
     page.wait_for_selector(".cbw-monitor .cbw-status")
     seen: list[tuple[str, int]] = []
     for _ in range(1200):  # up to 2 minutes of polling, every 100 ms
@@ -138,5 +138,5 @@ def test_the_charts_grow_while_the_cell_still_runs(jupyterlab: JupyterLab, page:
     during = sorted({points for state, points in seen if state == "training" and points})
     assert len(during) >= 3, seen  # several updates drawn before the cell finished
     assert during[0] < 100 and seen[-1] == ("finished at step 150", 150), seen[-5:]
-    print("screenshot:", shot(page, "training-monitor-jupyterlab"))
-    assert page.js_errors == [] and page.blocked == []
+    print("screenshot:", shot(page, front_end.shot_name("training-monitor-jupyterlab")))
+    assert page.widget_errors == [] and page.blocked == []

@@ -80,14 +80,23 @@ def _painted(page: Any) -> str:
     return re.sub(r"\d+ ms", "N ms", re.sub(r'name="([a-z-]+)-[a-z0-9]+"', r'name="\1"', html))
 
 
-@pytest.mark.parametrize("make", ["heatmap", "ablation_panel"])
+def _made(make: str, model: Any, prompt: Any) -> Any:
+    if make != "fsm_view":
+        return getattr(cbwidgets, make)(model, prompt)
+    view = cbwidgets.fsm_view(model)  # with a state and a code chosen, every array is drawn
+    view.select_state(13)
+    view.select(view.codes_for(codebook="1.mlp").code[0])
+    return view
+
+
+@pytest.mark.parametrize("make", ["heatmap", "ablation_panel", "fsm_view"])
 def test_views_draw_the_same_from_base64_and_buffers_and_colab_would_be_blank(
     browser: Any, model: Any, make: str
 ) -> None:
     prompt = TokFSM().sample(1, 25, seed=4)
     drawn = {}
     for wire, drop in [("binary", False), ("base64", True), ("binary", True)]:
-        widget = getattr(cbwidgets, make)(model, prompt)
+        widget = _made(make, model, prompt)
         widget.wire = wire
         page = browser.new_page()  # one page per mount: the harness binds its functions once
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.browser import shot
-from tests.jupyter import JupyterLab, open_notebook, run_all
+from tests.jupyter import FrontEnd, JupyterLab, open_notebook, run_all
 
 CELLS = [
     "import json, ipywidgets\nimport cbwidgets\nfrom cbwidgets.tokfsm import TokFSM, load_default\n"
@@ -84,7 +84,7 @@ def _click_panel_and_heatmap(page: Any, name: str) -> None:
     page.locator(".cbw-hm-row[data-t='3'] .cbw-hm-cell[data-n='9']").click()
     page.wait_for_function("document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code 1.mlp.')")
     print("screenshot:", shot(page, name))
-    assert page.blocked == [], page.blocked
+    assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)
 
 
 EXPLORER = [
@@ -94,8 +94,8 @@ EXPLORER = [
 ]
 
 
-def test_code_explorer_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
-    open_notebook(jupyterlab, page, "explorer.ipynb", EXPLORER)
+def test_code_explorer(front_end: FrontEnd, page: Any) -> None:
+    front_end.open(page, "explorer.ipynb", EXPLORER)
     page.wait_for_selector(".cbw-se-input")
     page.locator(".cbw-se-input").type("4(2)", delay=20)
     page.wait_for_function("document.querySelectorAll('.cbw-se-row[data-code]').length > 0")
@@ -107,8 +107,8 @@ def test_code_explorer_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
     page.wait_for_function("document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code ' )")
     assert code in page.locator(".cbw-heatmap .cbw-status").inner_text()
     assert page.locator(".cbw-heatmap .cbw-hit").count() >= 1
-    print("screenshot:", shot(page, "jupyterlab-explorer"))
-    assert page.blocked == [], page.blocked
+    print("screenshot:", shot(page, front_end.shot_name("jupyterlab-explorer")))
+    assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)
 
 
 STEERING = [
@@ -120,8 +120,8 @@ STEERING = [
 ]
 
 
-def test_steering_panel_streams_and_stops_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:
-    open_notebook(jupyterlab, page, "steering.ipynb", STEERING)
+def test_steering_panel_streams_and_stops(front_end: FrontEnd, page: Any) -> None:
+    front_end.open(page, "steering.ipynb", STEERING)
     page.wait_for_selector(".cbw-st-topic")
     page.locator(".cbw-st-topic").type("dragon", delay=20)
     page.wait_for_function("document.querySelectorAll('.cbw-st-row[data-code]').length > 0")
@@ -140,8 +140,8 @@ def test_steering_panel_streams_and_stops_in_jupyterlab(jupyterlab: JupyterLab, 
     assert 0 < done < 240
     page.wait_for_function("!document.querySelector('.cbw-st-go').disabled")
     assert page.locator(".cbw-st-default .cbw-st-sample").count() == 2
-    print("screenshot:", shot(page, "jupyterlab-steering"))
-    assert page.blocked == [], page.blocked
+    print("screenshot:", shot(page, front_end.shot_name("jupyterlab-steering")))
+    assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)
 
 
 def test_run_all_of_the_intervention_notebook_paints_the_kernels_state(jupyterlab: JupyterLab, page: Any) -> None:
@@ -159,4 +159,37 @@ def test_run_all_of_the_intervention_notebook_paints_the_kernels_state(jupyterla
     assert page.locator(".cbw-ablation .cbw-ab-toggle:checked").count() == 0
     assert page.locator(".cbw-ablation.cbw-busy").count() == 0
     print("screenshot:", shot(page, "jupyterlab-run-all-intervention"))
-    assert page.blocked == [], page.blocked
+    assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)
+
+
+FSM = [
+    "import cbwidgets\nfrom cbwidgets.tokfsm import load_default\nmodel = load_default()\n"
+    "box = cbwidgets.fsm_explorer(model)\nbox",
+]
+
+
+def test_fsm_explorer_links_the_graph_and_the_heatmap_through_the_kernel(front_end: FrontEnd, page: Any) -> None:
+    """A code chosen in the FSM view lights up in the heatmap and back: the link runs in the kernel,
+    so each side changing proves a round trip."""
+    front_end.open(page, "fsm.ipynb", FSM)
+    page.wait_for_selector(".cbw-fsm-node")
+    page.wait_for_selector(".cbw-hm-row")
+    page.locator(".cbw-fsm-node[data-s='13']").click()
+    page.wait_for_selector(".cbw-fsm-code")
+    chip = page.locator(".cbw-fsm-code[data-name^='1.mlp.']").first
+    name = chip.get_attribute("data-name")
+    chip.click()
+    page.wait_for_function(
+        "(c) => document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code ' + c + ' ')", arg=name
+    )
+    cell = page.locator(".cbw-hm-row[data-t='20'] .cbw-hm-cell[data-n='14']")  # token 20, codebook 2.mlp
+    code = f"2.mlp.{cell.inner_text()}"
+    cell.click()
+    page.wait_for_function(
+        "(c) => document.querySelector('.cbw-fsm .cbw-status').textContent.startsWith('code ' + c + ' ')", arg=code
+    )
+    assert page.locator(".cbw-fsm-node.cbw-fsm-fires").count() >= 1  # it fires at a state's end (token 20)
+    assert page.locator(".cbw-heatmap .cbw-hit").count() >= 1
+    page.locator(".cbw-fsm-body").scroll_into_view_if_needed()
+    print("screenshot:", shot(page, front_end.shot_name("jupyterlab-fsm-explorer")))
+    assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)

@@ -14,6 +14,7 @@ from .metrics import (
     patching_divergence,
     transition_accuracy,
 )
+from .state_codes import state_codes, state_of
 from .world import TokFSM
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "next_state_probs",
     "patching_divergence",
     "save_default",
+    "state_codes",
+    "state_of",
     "train_default",
     "transition_accuracy",
 ]

@@ -9,6 +9,9 @@ from .ablation import ablation_panel as ablation_panel
 from .dashboard import CodeDashboard as CodeDashboard
 from .dashboard import code_explorer as code_explorer
 from .export import export_html as export_html
+from .fsm import FSMView as FSMView
+from .fsm import fsm_explorer as fsm_explorer
+from .fsm import fsm_view as fsm_view
 from .heatmap import CodeHeatmap as CodeHeatmap
 from .heatmap import heatmap as heatmap
 from .monitor import TrainingMonitor as TrainingMonitor
