@@ -60,7 +60,14 @@ class LabDidNotStart(RuntimeError):
 
 @pytest.fixture(scope="session")
 def notebook7() -> Iterator[JupyterLab]:
-    """Jupyter Notebook 7 (the classic-looking front end built on JupyterLab's parts)."""
+    """Jupyter Notebook 7 (the classic-looking front end built on JupyterLab's parts). Only the
+    Colab-versions run of .ci/run lacks it (it has Notebook 6 instead); anywhere else it must be there."""
+    import notebook
+
+    if notebook.__version__.startswith("6."):
+        if not os.environ.get("CBWIDGETS_EXPECT_CLASSIC"):
+            pytest.fail(f"Notebook 7 is needed here but notebook {notebook.__version__} is installed.")
+        pytest.skip("the Colab-versions run has the classic Notebook 6, not Notebook 7 (tested in the main run)")
     with lab_server("notebook") as server:
         yield server
 

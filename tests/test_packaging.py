@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,3 +51,29 @@ def test_the_notebooks_readme_lists_every_notebook() -> None:
     readme = (folder / "README.md").read_text()
     missing = [p.name for p in sorted(folder.glob("*.ipynb")) if f"`{p.name}`" not in readme]
     assert missing == [], f"cbwidgets/notebooks/README.md does not list {missing}"
+
+
+def _gallery_tool() -> Any:
+    spec = importlib.util.spec_from_file_location("refresh_gallery", ROOT / "tools" / "refresh_gallery.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_gallery_and_docs_gallery_agree() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "refresh_gallery.py"), "--check"], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_the_gallery_check_finds_a_missing_and_an_unlinked_picture(tmp_path: Path) -> None:
+    tool = _gallery_tool()
+    (tmp_path / "docs" / "gallery").mkdir(parents=True)
+    (tmp_path / "docs" / "gallery" / "kept.png").write_bytes(b"png")
+    (tmp_path / "docs" / "gallery" / "stray.png").write_bytes(b"png")
+    (tmp_path / "README.md").write_text("![a](docs/gallery/kept.png) ![b](docs/gallery/gone.png)")
+    tool.ROOT, tool.GALLERY = tmp_path, tmp_path / "docs" / "gallery"
+    assert tool.problems() == [
+        "README shows docs/gallery/gone.png, which does not exist",
+        "docs/gallery/stray.png is not shown in the README (delete it or link it)",
+    ]

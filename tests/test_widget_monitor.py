@@ -140,3 +140,20 @@ def test_the_charts_grow_while_the_cell_still_runs(front_end: FrontEnd, page: An
     assert during[0] < 100 and seen[-1] == ("finished at step 150", 150), seen[-5:]
     print("screenshot:", shot(page, front_end.shot_name("training-monitor-jupyterlab")))
     assert page.widget_errors == [] and page.blocked == []
+
+
+def test_a_kernel_restart_mid_training_is_shown_and_the_curves_are_kept(jupyterlab: Any, page: Any) -> None:
+    """Restart the kernel while train() still runs: the monitor says it lost its kernel, keeps the
+    curves it had, and draws nothing more (the training that fed it is gone)."""
+    FrontEnd("jupyterlab", jupyterlab, "/lab/tree/").open(page, "monitor-restart.ipynb", LIVE, wait=False)
+    page.wait_for_function("Number(document.querySelector('.cbw-mo-plot')?.dataset.points || 0) >= 10")
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:restart-kernel'); }")  # Kernel menu
+    page.locator(".jp-Dialog .jp-mod-accept").click()  # "Restart"
+    page.wait_for_function("document.querySelector('.cbw-monitor').classList.contains('cbw-disconnected')")
+    notice = page.locator(".cbw-monitor .cbw-notice")
+    assert notice.is_visible() and notice.inner_text().startswith("This view has lost its kernel")
+    kept = int(page.locator(".cbw-mo-plot").get_attribute("data-points") or 0)
+    page.wait_for_timeout(3000)
+    assert 10 <= kept == int(page.locator(".cbw-mo-plot").get_attribute("data-points") or 0) < 150
+    print("screenshot:", shot(page, "training-monitor-kernel-restarted"))
+    assert page.widget_errors == [] and page.blocked == []

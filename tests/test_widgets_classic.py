@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.jupyter import JupyterLab, open_classic
-from tests.test_widgets_jupyterlab import CELLS, _click_panel_and_heatmap
+from tests.test_widgets_jupyterlab import CELLS, FSM, _click_fsm_explorer, _click_panel_and_heatmap
 
 
 @pytest.mark.parametrize("wire", ["binary", "base64"])
@@ -25,3 +25,11 @@ def test_clicks_rerun_the_model_with_ipywidgets_7(classic_notebook: JupyterLab, 
     assert page.locator(".wire-used").inner_text() == wire
     assert "versions 7.7.1 0.9.21" in page.locator(".output_text").first.inner_text()
     _click_panel_and_heatmap(page, f"classic-notebook6-{wire}")
+
+
+def test_the_fsm_explorer_with_ipywidgets_7_and_the_base64_wire(classic_notebook: JupyterLab, page: Any) -> None:
+    """What a Colab participant gets: ipywidgets 7's VBox around the FSM view and a heatmap, arrays as
+    base64 text, the link between them running in the kernel."""
+    wire = "import os\nos.environ['CBWIDGETS_WIRE'] = 'base64'"
+    open_classic(classic_notebook, page, "classic-fsm.ipynb", [wire, *FSM])
+    _click_fsm_explorer(page, "classic-notebook6-fsm-explorer")

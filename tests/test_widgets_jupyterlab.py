@@ -172,15 +172,19 @@ def test_fsm_explorer_links_the_graph_and_the_heatmap_through_the_kernel(front_e
     """A code chosen in the FSM view lights up in the heatmap and back: the link runs in the kernel,
     so each side changing proves a round trip."""
     front_end.open(page, "fsm.ipynb", FSM)
+    _click_fsm_explorer(page, front_end.shot_name("jupyterlab-fsm-explorer"))
+
+
+def _click_fsm_explorer(page: Any, name: str) -> None:
     page.wait_for_selector(".cbw-fsm-node")
     page.wait_for_selector(".cbw-hm-row")
     page.locator(".cbw-fsm-node[data-s='13']").click()
     page.wait_for_selector(".cbw-fsm-code")
     chip = page.locator(".cbw-fsm-code[data-name^='1.mlp.']").first
-    name = chip.get_attribute("data-name")
+    code = chip.get_attribute("data-name")
     chip.click()
     page.wait_for_function(
-        "(c) => document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code ' + c + ' ')", arg=name
+        "(c) => document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code ' + c + ' ')", arg=code
     )
     cell = page.locator(".cbw-hm-row[data-t='20'] .cbw-hm-cell[data-n='14']")  # token 20, codebook 2.mlp
     code = f"2.mlp.{cell.inner_text()}"
@@ -191,5 +195,5 @@ def test_fsm_explorer_links_the_graph_and_the_heatmap_through_the_kernel(front_e
     assert page.locator(".cbw-fsm-node.cbw-fsm-fires").count() >= 1  # it fires at a state's end (token 20)
     assert page.locator(".cbw-heatmap .cbw-hit").count() >= 1
     page.locator(".cbw-fsm-body").scroll_into_view_if_needed()
-    print("screenshot:", shot(page, front_end.shot_name("jupyterlab-fsm-explorer")))
+    print("screenshot:", shot(page, name))
     assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)

@@ -25,13 +25,14 @@ from ..names import CodebookNames
 from ..tokfsm.metrics import next_state_probs
 from ..tokfsm.state_codes import state_codes, state_of
 from ..tokfsm.world import TokFSM
-from .base import STATIC, Array, CodeTrait, Integer, WidgetBase, as_array, refusing
+from .base import STATIC, Array, Integer, as_array, refusing
 from .heatmap import CodeHeatmap
+from .selection import CodeSelecting
 
 __all__ = ["FSMView", "fsm_explorer", "fsm_view"]
 
 
-class FSMView(WidgetBase):
+class FSMView(CodeSelecting):
     """States on a grid; a state's transitions (true vs predicted) and codes; a code's states.
 
     ``select_state(7)`` or ``select_state("07")`` and ``select("1.mlp.173")`` do from Python what a
@@ -49,8 +50,6 @@ class FSMView(WidgetBase):
     occurrences = Array("<i4")  # (N,): how often each state was read
     per_codebook = Integer(2).tag(sync=True)  # codes listed per codebook for a state
     selected_state = Integer(-1).tag(sync=True)  # -1 for none
-    selected = CodeTrait()  # the selected code's name, '' for none
-    selected_at = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)  # [codebook, id]
 
     def __init__(
         self,
@@ -71,7 +70,6 @@ class FSMView(WidgetBase):
                 f"{probs.shape} and {counts.shape}. FSMView.from_model computes both."
             )
         self.fsm, self.codebooks, self.table = fsm, codebooks, table
-        self.observe(lambda change: self._select_at(change["new"]), names="selected_at")
         with self.hold_sync():
             self.states = [fsm.state_text(s) for s in range(n)]
             self.columns = fsm.base if fsm.digits == 2 else math.ceil(math.sqrt(n))
@@ -117,34 +115,6 @@ class FSMView(WidgetBase):
     def state(self) -> str:
         """The selected state's digits, '' for none."""
         return self.states[self.selected_state] if self.selected_state >= 0 else ""
-
-    def select(self, code: Any) -> None:
-        """Select a code (any accepted form, ``"1.mlp.173"``, ``("1.mlp", 173)``), as a click would; ``""`` clears."""
-        self.selected_at = [] if code == "" or code is None else list(self._parse(code))
-
-    def _parse(self, code: Any) -> tuple[int, int]:
-        try:
-            return self.codebooks.parse_code(code)
-        except CodebookError as err:
-            raise CodebookError(f"{code!r} is not a code of this view: {err}") from None
-
-    def _select_at(self, where: list[int]) -> None:
-        self.selected = self.codebooks.code_name(*where) if where else ""
-
-    @traitlets.validate("selected")
-    @refusing
-    def _canonical(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"]
-        return self.codebooks.code_name(*self._parse(value)) if value else ""
-
-    @traitlets.observe("selected")
-    def _select_name(self, change: dict[str, Any]) -> None:
-        self.select(change["new"])
-
-    def on_select(self, callback: Callable[[str], Any]) -> None:
-        """Call ``callback(code_name)`` on every code selection; its errors show in the widget."""
-        guarded = self.guarded(callback)
-        self.observe(lambda change: guarded(change["new"]), names="selected")
 
     def on_state(self, callback: Callable[[str], Any]) -> None:
         """Call ``callback(state_digits)`` ('' when cleared) on every state selection."""

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import traitlets
 
 from ..codes import Codes
 from ..errors import CodebookError
 from ..model import CodebookModel
 from ..names import EMPTY, CodebookNames
-from .base import STATIC, CodeGridWidget, CodeTrait, as_array, refusing
+from .base import STATIC, CodeGridWidget, as_array
+from .selection import CodeSelecting
 from .text import token_strings
 
 __all__ = ["CodeHeatmap", "heatmap"]
@@ -22,7 +22,7 @@ __all__ = ["CodeHeatmap", "heatmap"]
 _FALLBACK_ROWS = 64
 
 
-class CodeHeatmap(CodeGridWidget):
+class CodeHeatmap(CodeGridWidget, CodeSelecting):
     """Tokens down, codebooks across; a cell shows the code that fired (its first slot when k > 1).
 
     Click a code to select it: every token where it fires lights up, and ``selected`` (a code name
@@ -31,8 +31,7 @@ class CodeHeatmap(CodeGridWidget):
     """
 
     _esm = STATIC / "heatmap.js"
-    selected = CodeTrait()  # the selected code's name, '' for none
-    selected_at = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)  # [codebook, id]: what the view sets
+    _called = "heatmap"
 
     def __init__(
         self,
@@ -45,7 +44,6 @@ class CodeHeatmap(CodeGridWidget):
     ) -> None:
         codebooks = labels if isinstance(labels, CodebookNames) else CodebookNames.from_labels(labels, names)
         super().__init__(**kwargs)
-        self.observe(lambda change: self._select_at(change["new"]), names="selected_at")
         self.show(tokens, codes, codebooks, selected)
 
     # ------------------------------------------------------------ builders
@@ -92,31 +90,6 @@ class CodeHeatmap(CodeGridWidget):
             self.select(selected)
 
     # -------------------------------------------------------------- reading
-    def select(self, code: Any) -> None:
-        """Select a code (any accepted form, ``"1.mlp.173"``, ``("1.mlp", 173)``), as a click would; ``""`` clears."""
-        self.selected_at = [] if code == "" or code is None else list(self._parse(code))
-
-    def _parse(self, code: Any) -> tuple[int, int]:
-        try:
-            return self.codebooks.parse_code(code)
-        except CodebookError as err:
-            raise CodebookError(f"{code!r} is not a code of this heatmap: {err}") from None
-
-    # ``selected`` (the name) and ``selected_at`` ([codebook, id], what a click sets) follow each other
-    def _select_at(self, where: list[int]) -> None:
-        self.selected = self.codebooks.code_name(*where) if where else ""
-
-    @traitlets.validate("selected")
-    @refusing
-    def _canonical(self, proposal: dict[str, Any]) -> str:
-        """``heatmap.selected = "layers.1.mlp.5"`` is taken as ``select`` takes it, and reads "1.mlp.5"."""
-        value = proposal["value"]
-        return self.codebooks.code_name(*self._parse(value)) if value else ""
-
-    @traitlets.observe("selected")
-    def _select_name(self, change: dict[str, Any]) -> None:
-        self.select(change["new"])
-
     def positions(self, code: Any = None) -> list[int]:
         """Token positions where ``code`` (default: the selected one) fires."""
         if code is None:
@@ -133,11 +106,6 @@ class CodeHeatmap(CodeGridWidget):
         """The name of the code in a cell ('' when empty): ``heatmap.code_at(8, "2.mlp")``."""
         book = codebook if isinstance(codebook, int) else self.codebooks.index_of(codebook)
         return self.codebooks.code_name(book, int(self.ids[token, book, slot]))
-
-    def on_select(self, callback: Callable[[str], Any]) -> None:
-        """Call ``callback(code_name)`` on every selection; its errors show in the widget."""
-        guarded = self.guarded(callback)
-        self.observe(lambda change: guarded(change["new"]), names="selected")
 
     # ------------------------------------------------------------ rendering
     def __repr__(self) -> str:
