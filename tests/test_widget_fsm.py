@@ -3,6 +3,7 @@ metrics computed another way, drawn by the real bundle in Chromium and clicked."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ def fresh(view: Any) -> Any:
     """The module's view with nothing selected and no links or callbacks left by another test."""
     view.select_state(None)
     view.select("")
+    view.per_codebook = 2
     return view
 
 
@@ -213,7 +215,24 @@ def test_python_selections_reach_the_page(page: Any, fresh: Any) -> None:
     ends = {fsm_state[-1] for fsm_state in fresh.states_for().state}
     assert ends == {"7"}  # a layer-0 MLP code: every state it fires at ends in 7
     assert page.locator(".cbw-fsm-fires").count() == len(fresh.states_for())
+    fresh.per_codebook = np.int64(1)  # one chip per codebook, as the library's integers come
+    page.evaluate("cbwPull()")
+    books = fresh.codes_for().codebook.nunique()
+    page.wait_for_function(f"document.querySelectorAll('.cbw-fsm-code').length === {books}")
     assert page.js_errors == []
+
+
+def test_the_exported_page_draws_and_clicks_offline(page: Any, fresh: Any, tmp_path: Path) -> None:
+    fresh.select_state(13)
+    path = tmp_path / "fsm.html"
+    fresh.to_html(str(path))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".cbw-fsm-title")
+    assert page.locator(".cbw-fsm-node").count() == 100
+    assert page.locator(".cbw-fsm-next").all_inner_texts() == list(fresh.transitions().state)
+    page.locator(".cbw-fsm-node[data-s='47']").click()  # read-only, but clicks still select and draw
+    page.wait_for_function("document.querySelector('.cbw-fsm-title').textContent.startsWith('state 47')")
+    assert page.blocked == [] and page.js_errors == []
 
 
 def test_an_error_in_a_widgets_own_code_is_told_apart_from_the_pages(page: Any, fresh: Any) -> None:
