@@ -10,13 +10,16 @@ from pathlib import Path
 import torch
 
 from cbwidgets.train import TrainConfig, train
+from cbwidgets.widgets import TrainingMonitor
 from tests.tiny import tiny_data, tiny_model
 
 
 def main() -> None:
     out = Path(sys.argv[1])
     model = tiny_model("gpt_neox", revive_after=3)
-    result = train(model, tiny_data(), TrainConfig(steps=12, batch_size=8, log_every=1, progress=False))
+    monitor = TrainingMonitor()  # each process has one; only the main process may feed it
+    config = TrainConfig(steps=12, batch_size=8, log_every=1, progress=False)
+    result = train(model, tiny_data(), config, callbacks=[monitor])
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     flat = torch.cat([p.detach().reshape(-1) for p in model.state_dict().values() if p.is_floating_point()])
@@ -26,6 +29,7 @@ def main() -> None:
                 "world": world,
                 "losses": result.history["loss"].tolist(),
                 "revived": int(result.history["revived"].sum()),
+                "monitor_points": len(monitor.history),
                 "param_sha256": hashlib.sha256(flat.numpy().tobytes()).hexdigest(),
             }
         )

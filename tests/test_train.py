@@ -133,6 +133,7 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     assert ranks[0]["param_sha256"] == ranks[1]["param_sha256"]  # bit-identical parameters
     assert ranks[0]["losses"] == ranks[1]["losses"]
     assert ranks[0]["revived"] == ranks[1]["revived"] > 0  # revival happened, identically
+    assert [r["monitor_points"] for r in ranks] == [12, 0]  # only rank 0's TrainingMonitor reports
 
     single = tmp_path / "single"
     single.mkdir()
@@ -145,7 +146,7 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     )
     assert solo.returncode == 0, solo.stderr[-3000:]
     one = json.loads((single / "rank0.json").read_text())
-    assert one["world"] == 1
+    assert one["world"] == 1 and one["monitor_points"] == 12
     # the same global batches, split in two: the curve matches a single process up to float reordering
     assert one["revived"] == ranks[0]["revived"]
     assert max(abs(a - b) for a, b in zip(one["losses"], ranks[0]["losses"], strict=True)) < 1e-3
