@@ -62,12 +62,7 @@ class LabDidNotStart(RuntimeError):
 def notebook7() -> Iterator[JupyterLab]:
     """Jupyter Notebook 7 (the classic-looking front end built on JupyterLab's parts). Only the
     Colab-versions run of .ci/run lacks it (it has Notebook 6 instead); anywhere else it must be there."""
-    import notebook
-
-    if notebook.__version__.startswith("6."):
-        if not os.environ.get("CBWIDGETS_EXPECT_CLASSIC"):
-            pytest.fail(f"Notebook 7 is needed here but notebook {notebook.__version__} is installed.")
-        pytest.skip("the Colab-versions run has the classic Notebook 6, not Notebook 7 (tested in the main run)")
+    _require_notebook(classic=False)
     with lab_server("notebook") as server:
         yield server
 
@@ -98,17 +93,28 @@ def front_end(request: pytest.FixtureRequest) -> FrontEnd:
 def classic_notebook() -> Iterator[JupyterLab]:
     """The classic Notebook 6 with ipywidgets 7's own front end (widgetsnbextension 3.6): the widget
     stack Colab ships. Only the Colab-versions run of .ci/run installs it; there it must not be missing."""
-    import notebook
-
-    if not notebook.__version__.startswith("6."):
-        if os.environ.get("CBWIDGETS_EXPECT_CLASSIC"):
-            pytest.fail(f"CBWIDGETS_EXPECT_CLASSIC is set but notebook {notebook.__version__} is installed, not 6.5.")
-        pytest.skip(
-            f"the classic Notebook 6 is not installed here (notebook {notebook.__version__}); .ci/run's "
-            "Colab-versions run installs it"
-        )
+    _require_notebook(classic=True)
     with lab_server("classic") as server:
         yield server
+
+
+def _require_notebook(classic: bool) -> None:
+    """One environment has one Notebook: 6 in the Colab-versions run (CBWIDGETS_EXPECT_CLASSIC set),
+    7 everywhere else. The one that belongs here must be installed (else fail); the other is skipped
+    with the reason."""
+    import notebook
+
+    version = notebook.__version__
+    if version.startswith("6.") == classic:
+        return
+    if bool(os.environ.get("CBWIDGETS_EXPECT_CLASSIC")) == classic:
+        wanted = "the classic Notebook 6.5 (CBWIDGETS_EXPECT_CLASSIC is set)" if classic else "Notebook 7"
+        pytest.fail(f"{wanted} is needed here but notebook {version} is installed.")
+    pytest.skip(
+        f"the classic Notebook 6 is not installed here (notebook {version}); .ci/run's Colab-versions run installs it"
+        if classic
+        else "the Colab-versions run has the classic Notebook 6, not Notebook 7 (tested in the main run)"
+    )
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from cbwidgets.errors import CodebookError
 from cbwidgets.train import TrainConfig, train
 from cbwidgets.widgets import TrainingMonitor
 from tests.browser import mount, shot
-from tests.jupyter import FrontEnd
+from tests.jupyter import FrontEnd, JupyterLab, open_notebook
 from tests.tiny import tiny_data, tiny_model
 
 
@@ -142,10 +142,10 @@ def test_the_charts_grow_while_the_cell_still_runs(front_end: FrontEnd, page: An
     assert page.widget_errors == [] and page.blocked == []
 
 
-def test_a_kernel_restart_mid_training_is_shown_and_the_curves_are_kept(jupyterlab: Any, page: Any) -> None:
+def test_a_kernel_restart_mid_training_is_shown_and_the_curves_are_kept(jupyterlab: JupyterLab, page: Any) -> None:
     """Restart the kernel while train() still runs: the monitor says it lost its kernel, keeps the
     curves it had, and draws nothing more (the training that fed it is gone)."""
-    FrontEnd("jupyterlab", jupyterlab, "/lab/tree/").open(page, "monitor-restart.ipynb", LIVE, wait=False)
+    open_notebook(jupyterlab, page, "monitor-restart.ipynb", LIVE, wait=False)
     page.wait_for_function("Number(document.querySelector('.cbw-mo-plot')?.dataset.points || 0) >= 10")
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:restart-kernel'); }")  # Kernel menu
     page.locator(".jp-Dialog .jp-mod-accept").click()  # "Restart"

@@ -26,15 +26,9 @@ CELLS = [
 ]
 
 
-def test_click_in_jupyterlab_reruns_the_model_in_the_kernel(jupyterlab: JupyterLab, page: Any) -> None:
-    open_notebook(jupyterlab, page, "e2e.ipynb", CELLS)
-    _click_panel_and_heatmap(page, "jupyterlab-e2e")
-
-
-def test_click_in_notebook7_reruns_the_model_in_the_kernel(notebook7: JupyterLab, page: Any) -> None:
-    """The same clicks in Jupyter Notebook 7, the other front end a workshop may open."""
-    open_notebook(notebook7, page, "e2e.ipynb", CELLS, path="/notebooks/")
-    _click_panel_and_heatmap(page, "notebook7-e2e")
+def test_click_reruns_the_model_in_the_kernel(front_end: FrontEnd, page: Any) -> None:
+    front_end.open(page, "e2e.ipynb", CELLS)
+    _click_panel_and_heatmap(page, front_end.shot_name("jupyterlab-e2e"))
 
 
 def test_the_base64_wire_in_jupyterlab(jupyterlab: JupyterLab, page: Any) -> None:

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import CodebookError, check_positive_int
 from ..model import CodebookModel
+from ..names import as_integer
 from .world import TokFSM
 
 __all__ = ["STATE_CODE_COLUMNS", "state_codes", "state_of"]
@@ -34,8 +35,6 @@ def state_of(fsm: TokFSM, state: Any) -> int:
             f"{state!r} is not a state of this FSM; states are written {fsm.state_text(0)!r}.."
             f"{fsm.state_text(fsm.num_states - 1)!r} ({fsm.digits} digits)."
         )
-    from ..names import as_integer
-
     try:
         index = as_integer(state)
     except (TypeError, ValueError):
