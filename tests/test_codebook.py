@@ -205,3 +205,15 @@ def test_usage_counters_and_revival() -> None:
     fresh = cb.vectors.detach()[0, dead[0]]
     nearest = torch.cdist(fresh, inputs[:, 0]).min(-1).values
     assert float(nearest.max()) < 1e-2
+
+
+@pytest.mark.parametrize("codes", [7, 100, 1000, 1024, 10_000])
+def test_blocked_argmax_equals_argmax_with_ties_and_nan(codes: int) -> None:
+    from cbwidgets.codebook import argmax_last
+
+    scores = torch.randn(3, 50, codes, generator=torch.Generator().manual_seed(codes))
+    scores[0, :, codes // 3] = 100.0  # a tie: the first of the two is the answer
+    scores[0, :, -1] = 100.0
+    scores[1, 5, codes // 2] = float("nan")  # NaN counts as the largest, as in torch.argmax
+    scores[2, 7] = 0.0  # a whole row tied
+    assert torch.equal(argmax_last(scores), scores.argmax(-1))

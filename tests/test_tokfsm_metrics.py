@@ -10,6 +10,7 @@ import torch
 from transformers import GPTNeoXConfig
 
 from cbwidgets import CodebookModel, CodebookNames, Codes
+from cbwidgets.errors import CodebookError
 from cbwidgets.tokfsm import (
     TokFSM,
     code_purity,
@@ -107,26 +108,45 @@ class FixedCodes:
         )
 
 
-def test_code_purity_by_hand() -> None:
-    pure = code_purity(FixedCodes("bigram"), FSM, num_sequences=32, length=20)  # type: ignore[arg-type]
+def test_code_purity_in_walks_by_hand() -> None:
+    pure = code_purity(FixedCodes("bigram"), FSM, on="walks", num_sequences=32, length=20)  # type: ignore[arg-type]
     assert pure.loc[0, "bigram_purity"] == 1.0
     assert pure.loc[0, "trigram_purity"] < 1.0  # a bigram code sees several trigrams
-    mixed = code_purity(FixedCodes("constant"), FSM, num_sequences=32, length=20)  # type: ignore[arg-type]
+    mixed = code_purity(FixedCodes("constant"), FSM, on="walks", num_sequences=32, length=20)  # type: ignore[arg-type]
     assert mixed.loc[0, "bigram_purity"] == 0.0 and mixed.loc[0, "active_codes"] == 1
 
 
+def test_code_purity_on_inputs_by_hand() -> None:
+    """The paper's measure: one code per state at BOS + state is pure; a code for the last two
+    tokens cannot tell the trigrams ``s1 s2 d`` of different first digits s1 apart."""
+    pure = code_purity(FixedCodes("bigram"), FSM)  # type: ignore[arg-type]
+    row = pure.iloc[0]
+    assert row.bigram_purity == 1.0 and row.bigram_codes == FSM.num_states
+    trigrams = sum(len({FSM.state_tokens(int(n))[0] for n in FSM.edges[s]}) for s in range(FSM.num_states))
+    pairs = {(FSM.state_tokens(s)[1], FSM.state_tokens(int(n))[0]) for s in range(FSM.num_states) for n in FSM.edges[s]}
+    assert row.trigram_codes == len(pairs) < trigrams  # one code per (second digit, next digit)
+    assert 0.0 < row.trigram_purity < 1.0
+    mixed = code_purity(FixedCodes("constant"), FSM)  # type: ignore[arg-type]
+    assert mixed.loc[0, "bigram_purity"] == 0.0 and mixed.loc[0, "bigram_codes"] == 1
+    with pytest.raises(CodebookError, match="'inputs'"):
+        code_purity(FixedCodes("constant"), FSM, on="states")  # type: ignore[arg-type]
+
+
 def test_code_purity_on_a_real_model() -> None:
-    frame = code_purity(_model(), FSM, num_sequences=16, length=20, min_firings=1)
-    assert list(frame.codebook) == ["0.0", "0.1", "0.2", "0.3", "0.mlp", "1.0", "1.1", "1.2", "1.3", "1.mlp"]
-    assert frame.bigram_purity.between(0, 1).all() and (frame.trigram_purity <= frame.bigram_purity).all()
+    for on in ("inputs", "walks"):
+        frame = code_purity(_model(), FSM, on=on, num_sequences=16, length=20, min_firings=1)
+        assert list(frame.codebook) == ["0.0", "0.1", "0.2", "0.3", "0.mlp", "1.0", "1.1", "1.2", "1.3", "1.mlp"]
+        assert frame.bigram_purity.between(0, 1).all() and frame.trigram_purity.between(0, 1).all()
 
 
-def test_patching_divergence_is_normalised_on_a_real_model() -> None:
-    frame = patching_divergence(_model(), FSM, pairs=40).set_index("group")
+def test_patching_divergence_on_a_real_model() -> None:
+    model = _model()
+    frame = patching_divergence(model, FSM, pairs=40, max_prefix=6).set_index("group")
     assert frame.at["none", "normalized"] == pytest.approx(1.0)
-    assert frame.at["all", "normalized"] == pytest.approx(0.0)
     assert set(frame.index) == {"none", "layer 0 attention", "layer 1 MLP", "all attention", "all MLP", "all"}
     assert (frame.jsd >= 0).all() and (frame.jsd <= 1).all()  # bits
+    # every code of the last token patched: what is left of the target is its last token's embedding
+    assert frame.at["all", "normalized"] < frame.at["all MLP", "normalized"]
 
 
 def test_codes_vs_neurons_on_a_real_model() -> None:
@@ -141,12 +161,47 @@ def test_compare_to_reference_table() -> None:
     assert {"metric", "model", "reference"} <= set(table.columns)
     assert table.loc[0, "metric"] == "first-transition accuracy" and table.loc[0, "reference"] == 0.975
     assert "patching JSD, all MLP" in set(table.metric)
+    rows = table.set_index("metric")
+    assert rows.at["patching JSD, all MLP", "better"] == "lower"
+    assert rows.at["purity 1.mlp bigram", "better"] == "higher" and "purity 1.mlp bigram, in walks" in rows.index
+    first = rows.loc["first-transition accuracy"]
+    assert first.meets == (round(first.model, 3) >= 0.975)
+    assert rows.at["transition accuracy (samples)", "meets"] is None  # no reference figure
+
+
+def test_meeting_the_reference_is_judged_at_its_printed_precision() -> None:
+    from cbwidgets.tokfsm.metrics import _meets
+
+    assert _meets(0.04, 0.0, "lower") and not _meets(0.06, 0.0, "lower")  # "~0.0": one decimal
+    assert _meets(0.7149, 0.71, "lower") and not _meets(0.716, 0.71, "lower")
+    assert _meets(0.9751, 0.975, "higher") and not _meets(0.9744, 0.975, "higher")
+    assert _meets(0.5, float("nan"), "higher") is None and _meets(0.5, 0.7, None) is None
 
 
 def test_codes_vs_neurons_needs_an_mlp_codebook() -> None:
-    from cbwidgets.errors import CodebookError
-
     model = _model(attach=False)
     model.attach("attn_preproj", num_codes=16)
     with pytest.raises(CodebookError, match=r"layers\.1\.mlp"):
         codes_vs_neurons(model, FSM)
+
+
+def test_patching_divergence_equals_a_patch_done_by_hand() -> None:
+    """Two states: the source is the other one. The function's figure (the walk run once, the last
+    token patched over its cached keys and values) equals a whole patched forward done here."""
+    two = TokFSM(num_states=2, num_edges=1, base=4, digits=2, seed=1)
+    model = _model()
+    frame = patching_divergence(model, two, pairs=1, max_prefix=0, groups={"MLPs": "mlp"}).set_index("group")
+    rows = torch.tensor([[two.bos_id, *two.state_tokens(s)] for s in range(2)])
+    with torch.no_grad():
+        clean = model(rows)
+        probs = clean.logits[:, -1].softmax(-1)
+        by_hand = []
+        for a in range(2):
+            source = Codes(clean.codes.ids[[1 - a]], clean.codes.codebooks)
+            with model.patch(source, "mlp", positions=[2]):
+                patched = model(rows[[a]]).logits[0, -1].softmax(-1)
+            m = 0.5 * (patched + probs[1 - a])
+            kl = lambda p, q: float((p * (p / q).log2()).sum())  # noqa: E731
+            by_hand.append(0.5 * kl(patched, m) + 0.5 * kl(probs[1 - a], m))
+    assert min(abs(frame.at["MLPs", "jsd"] - v) for v in by_hand) < 1e-5
+    assert frame.at["none", "jsd"] > 0
