@@ -35,12 +35,12 @@ from cbwidgets.train import TrainConfig, train
 TARGET = 1.3
 
 
-def tokfsm_case(batch: int, length: int) -> tuple[CodebookModel, Callable[[int, int], torch.Tensor], int]:
+def tokfsm_case(length: int) -> tuple[CodebookModel, Callable[[int, int], torch.Tensor]]:
     fsm = TokFSM()
-    return build_default_model(fsm), fsm.batches(length, seed=0), length
+    return build_default_model(fsm), fsm.batches(length, seed=0)
 
 
-def gpt2_case(batch: int, length: int) -> tuple[CodebookModel, Callable[[int, int], torch.Tensor], int]:
+def gpt2_case(length: int) -> tuple[CodebookModel, Callable[[int, int], torch.Tensor]]:
     config = GPT2Config(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257)
     model = CodebookModel.from_config(config, seed=0)
     model.attach("mlp", num_codes=10_000, k=1)
@@ -49,7 +49,7 @@ def gpt2_case(batch: int, length: int) -> tuple[CodebookModel, Callable[[int, in
         generator = torch.Generator().manual_seed(step)
         return torch.randint(0, config.vocab_size, (size, length), generator=generator)
 
-    return model, batches, length
+    return model, batches
 
 
 CASES = {"tokfsm": tokfsm_case, "gpt2": gpt2_case}
@@ -98,7 +98,7 @@ def main() -> None:
         batch, length, steps = (
             (16, 128, args.steps) if size == "tokfsm" else (args.gpt2_batch, args.gpt2_length, args.gpt2_steps)
         )
-        model, batches, length = CASES[size](batch, length)
+        model, batches = CASES[size](length)
         times: dict[str, list[float]] = {"plain": [], "LayerNorm only": [], "codebooks": []}
         for _ in range(args.rounds):
             for mode in times:

@@ -127,20 +127,17 @@ def transition_accuracy(
     return pd.DataFrame(rows)
 
 
-def _state_inputs(fsm: TokFSM, next_digit: bool) -> tuple[Tensor, Tensor]:
-    """Every ``BOS + state`` (or ``BOS + state + a first digit one of its out-neighbours starts with``),
-    as (rows, tokens), with each row's state."""
-    rows, states = [], []
+def _state_inputs(fsm: TokFSM, next_digit: bool) -> Tensor:
+    """Every ``BOS + state`` in state order (or every ``BOS + state + a first digit one of its
+    out-neighbours starts with``), as (rows, tokens)."""
+    rows = []
     for state in range(fsm.num_states):
         prefix = [fsm.bos_id, *fsm.state_tokens(state)]
         if not next_digit:
             rows.append(prefix)
-            states.append(state)
             continue
-        for digit in sorted({fsm.state_tokens(int(n))[0] for n in fsm.edges[state]}):
-            rows.append([*prefix, digit])
-            states.append(state)
-    return torch.tensor(rows), torch.tensor(states)
+        rows.extend([*prefix, digit] for digit in sorted({fsm.state_tokens(int(n))[0] for n in fsm.edges[state]}))
+    return torch.tensor(rows)
 
 
 def _purity(fired: np.ndarray, inputs: np.ndarray, min_firings: int) -> tuple[int, float]:
@@ -180,7 +177,7 @@ def code_purity(
         rows = []
         tables = {}
         for name, next_digit in (("bigram", False), ("trigram", True)):
-            ids, _ = _state_inputs(fsm, next_digit)
+            ids = _state_inputs(fsm, next_digit)
             codes = model(ids).codes
             tables[name] = (codes.ids[:, -1].numpy(), np.arange(len(ids)))
         labels = codes.labels
@@ -232,16 +229,16 @@ PATCH_GROUPS: dict[str, Any] = {
 }
 
 
-def _walks_into(fsm: TokFSM, state: int, steps: int, rng: np.random.Generator) -> list[int]:
+def _walk_into(state: int, steps: int, before: list[np.ndarray], rng: np.random.Generator) -> list[int]:
     """A random walk of up to ``steps`` states that leads into ``state`` (shorter where a state on the
-    way back has no in-neighbour), oldest first, ``state`` excluded."""
+    way back has no in-neighbour), oldest first, ``state`` excluded; ``before[s]`` are the states
+    with an edge into s."""
     walk: list[int] = []
     current = state
     for _ in range(steps):
-        before = np.flatnonzero((fsm.edges == current).any(axis=1))
-        if len(before) == 0:
+        if len(before[current]) == 0:
             break
-        current = int(rng.choice(before))
+        current = int(rng.choice(before[current]))
         walk.append(current)
     return walk[::-1]
 
@@ -277,13 +274,14 @@ def patching_divergence(
     rng = np.random.default_rng(seed)
     targets = rng.integers(0, fsm.num_states, pairs)
     sources = (targets + rng.integers(1, fsm.num_states, pairs)) % fsm.num_states
-    clean_rows, _ = _state_inputs(fsm, next_digit=False)
+    clean_rows = _state_inputs(fsm, next_digit=False)
     clean = model(clean_rows)
     clean_probs = clean.logits[:, -1].float().softmax(-1)  # (N, V), row = state
     rows = [{"group": "none", "jsd": float(_jsd(clean_probs[targets], clean_probs[sources]).mean())}]
+    before = [np.flatnonzero((fsm.edges == s).any(axis=1)) for s in range(fsm.num_states)]
     prompts = []
     for a in targets:
-        walk = [*_walks_into(fsm, int(a), int(rng.integers(0, max_prefix + 1)), rng), int(a)]
+        walk = [*_walk_into(int(a), int(rng.integers(0, max_prefix + 1)), before, rng), int(a)]
         prompts.append([fsm.bos_id, *(digit for state in walk for digit in fsm.state_tokens(state))])
     by_length: dict[int, list[int]] = {}
     for i, prompt in enumerate(prompts):
