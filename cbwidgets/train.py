@@ -7,6 +7,9 @@ resuming exact: a checkpoint stores the step, the model, the optimiser and the R
 
 Parameters are collected after the codebooks are attached. Codebook parameters get no weight
 decay; the base model can be frozen (``freeze_base=True``) or finetuned at ``lr * model_lr_scale``.
+``lazy_codes=True`` updates only the code vectors a step chose (see ``cbwidgets.lazy_adamw``): the
+same AdamW step for those, and none for the rest, which with large codebooks is most of the
+optimiser's work.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor
 
 from .checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from .errors import CodebookError, check_choice, check_positive_int
+from .lazy_adamw import LazyRowsAdamW
 from .model import CodebookModel
 
 __all__ = ["Callback", "Data", "TrainConfig", "TrainResult", "batch_for_step", "train"]
@@ -42,6 +46,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     reconstruction_weight: float = 1.0
     freeze_base: bool = False
+    lazy_codes: bool = False  # codes no token chose keep their value and moments (lazy Adam)
     warmup_steps: int = 0
     grad_clip: float | None = 1.0
     mixed_precision: str = "no"  # "no", "bf16", "fp16"
@@ -85,7 +90,9 @@ def batch_for_step(data: Data, step: int, batch_size: int, seed: int) -> Tensor:
 def _param_groups(model: CodebookModel, config: TrainConfig) -> list[dict[str, Any]]:
     codebook = [p for p in model.codebook_parameters() if p.requires_grad]
     base = [p for p in model.model.parameters() if p.requires_grad]
-    groups: list[dict[str, Any]] = [{"params": codebook, "weight_decay": 0.0, "lr": config.lr, "name": "codebooks"}]
+    groups: list[dict[str, Any]] = [
+        {"params": codebook, "weight_decay": 0.0, "lr": config.lr, "name": "codebooks", "lazy_rows": config.lazy_codes}
+    ]
     if base:
         model_lr = config.lr * config.model_lr_scale
         decay = [p for p in base if p.dim() >= 2]
@@ -164,7 +171,7 @@ def train(
     failed: BaseException | None = None
     try:
         torch.manual_seed(config.seed)
-        optimizer = torch.optim.AdamW(
+        optimizer = LazyRowsAdamW(
             _param_groups(model, config), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
         base_lrs = [g["lr"] for g in optimizer.param_groups]
@@ -176,6 +183,9 @@ def train(
             state = load_checkpoint(Path(resume), model, optimizer, rank)
         if resume:
             start, history = int(state["step"]), list(state["history"])
+            for group in optimizer.param_groups:  # a loaded state brings its run's setting back; this run's holds
+                if group.get("name") == "codebooks":
+                    group["lazy_rows"] = config.lazy_codes
         sync = (lambda t: accelerator.reduce(t, reduction="sum"), accelerator.gather) if world > 1 else (None, None)
         model.train()
         window = _Window.start(model)

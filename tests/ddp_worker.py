@@ -18,7 +18,8 @@ def main() -> None:
     out = Path(sys.argv[1])
     model = tiny_model("gpt_neox", revive_after=3)
     monitor = TrainingMonitor()  # each process has one; only the main process may feed it
-    config = TrainConfig(steps=12, batch_size=8, log_every=1, progress=False)
+    lazy = sys.argv[2:] == ["lazy"]
+    config = TrainConfig(steps=12, batch_size=8, log_every=1, lazy_codes=lazy, progress=False)
     result = train(model, tiny_data(), config, callbacks=[monitor])
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1

@@ -111,7 +111,9 @@ def test_training_refuses_bad_setups(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
+@pytest.mark.parametrize("optimizer", ["dense", "lazy"])
+def test_two_cpu_processes_stay_in_sync(tmp_path: Path, optimizer: str) -> None:
+    """With lazy_codes too: the rows it updates come from the gradient after the processes' sum."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
@@ -125,6 +127,7 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
         str(free_port()),
         str(ROOT / "tests" / "ddp_worker.py"),
         str(tmp_path),
+        optimizer,
     ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -138,7 +141,7 @@ def test_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     single = tmp_path / "single"
     single.mkdir()
     solo = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "ddp_worker.py"), str(single)],
+        [sys.executable, str(ROOT / "tests" / "ddp_worker.py"), str(single), optimizer],
         env=env,
         capture_output=True,
         text=True,
