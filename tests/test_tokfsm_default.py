@@ -77,8 +77,9 @@ def test_load_default_prints_no_rope_warning(capfd: pytest.CaptureFixture[str]) 
 
 
 def test_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
-    recipe = FSMRecipe(base_steps=4, finetune_steps=2, kmeans_sequences=8, kmeans_iters=1, batch_size=4)
+    recipe = FSMRecipe(base_steps=4, finetune_steps=2, kmeans_sequences=8, kmeans_iters=1, batch_size=4, mlp_codes=64)
     trained = train_default(recipe, progress=False)
+    assert [book.num_codes for book in trained.model.attached.values()] == [1000, 64] * 4
     assert set(trained.seconds) == {"base", "kmeans", "finetune"}
     assert list(trained.history["phase"].unique()) == ["base", "finetune"]
     assert trained.history["lm_loss"].notna().all()
@@ -104,6 +105,7 @@ def test_build_default_model_is_untrained_but_complete() -> None:
         ({"base_steps": -1}, "base_steps=-1"),
         ({"finetune_steps": -1}, "finetune_steps=-1"),
         ({"kmeans_sequences": 0}, "kmeans_sequences"),
+        ({"mlp_codes": 0}, "mlp_codes=0"),
     ],
 )
 def test_bad_recipes_are_explained(changes: dict[str, int], message: str) -> None:

@@ -24,6 +24,14 @@ def index(model: Any) -> CodeIndex:
     return CodeIndex.build(model, TokFSM().sample(100, 128, seed=11), batch_size=25, progress=False)
 
 
+@pytest.fixture(scope="module")
+def code(index: CodeIndex) -> str:
+    """Layer 2's MLP code that fires most often in the index: the dashboards need its examples."""
+    book = index.labels.index("2.mlp")
+    counts = index.code_counts(book, slice(None))
+    return f"2.mlp.{int(counts.argmax())}"
+
+
 def test_search_table_is_the_index_search(index: CodeIndex) -> None:
     search = cbwidgets.CodeSearch(index, "4(2)", rows=10)
     expected = index.search("4(2)").head(10)
@@ -38,18 +46,18 @@ def test_search_table_is_the_index_search(index: CodeIndex) -> None:
     assert search.error == "" and search.code_names == []
 
 
-def test_dashboard_reads_the_index_and_the_model(index: CodeIndex, model: Any) -> None:
-    dash = cbwidgets.CodeDashboard(index, "2.mlp.753", model)
-    assert dash.stats == index.code_stats("2.mlp.753")
-    assert [e["position"] for e in dash.examples] == index.top_examples("2.mlp.753", n=12)["position"].tolist()
+def test_dashboard_reads_the_index_and_the_model(index: CodeIndex, model: Any, code: str) -> None:
+    dash = cbwidgets.CodeDashboard(index, code, model)
+    assert dash.stats == index.code_stats(code)
+    assert [e["position"] for e in dash.examples] == index.top_examples(code, n=12)["position"].tolist()
     assert {e["direction"] for e in dash.effects} == {"promotes", "suppresses"}
     assert len(dash.similar) == 5
     heatmap = dash.open_example(0)
     assert dash.examples[0]["position"] - index.doc_starts[0] >= 0
-    assert heatmap.selected == "2.mlp.753" and len(heatmap.positions()) >= 1
+    assert heatmap.selected == code and len(heatmap.positions()) >= 1
     with pytest.raises(CodebookError, match="not a code of this index"):
         cbwidgets.CodeDashboard(index, "9.mlp.1")
-    bare = cbwidgets.CodeDashboard(index, "2.mlp.753")
+    bare = cbwidgets.CodeDashboard(index, code)
     assert bare.effects == [] and "need the model" in bare.status
 
 
@@ -72,8 +80,8 @@ def test_typing_searches_and_clicking_opens_the_dashboard(page: Any, index: Code
     assert page.blocked == [] and page.js_errors == []
 
 
-def test_dashboard_clicks_switch_code_and_open_examples(page: Any, index: CodeIndex, model: Any) -> None:
-    dash = cbwidgets.CodeDashboard(index, "2.mlp.753", model)
+def test_dashboard_clicks_switch_code_and_open_examples(page: Any, index: CodeIndex, model: Any, code: str) -> None:
+    dash = cbwidgets.CodeDashboard(index, code, model)
     mount(page, dash)
     assert page.locator(".cbw-db-example").count() == len(dash.examples)
     assert page.locator(".cbw-db-bar").count() == 20
@@ -86,7 +94,7 @@ def test_dashboard_clicks_switch_code_and_open_examples(page: Any, index: CodeIn
     print("screenshot:", shot(page, "dashboard"))
     page.locator(".cbw-db-example").first.click()
     page.wait_for_function("document.querySelector('.cbw-status').textContent.startsWith('example 0')")
-    assert dash.heatmap.selected == "2.mlp.753" and dash.heatmap.shape[0] > 0
+    assert dash.heatmap.selected == code and dash.heatmap.shape[0] > 0
     target = dash.similar[0]["code"]
     page.locator(f".cbw-db-similar[data-code='{target}']").click()
     page.wait_for_function(f"document.querySelector('.cbw-db-title').textContent === 'code {target}'")
@@ -94,13 +102,13 @@ def test_dashboard_clicks_switch_code_and_open_examples(page: Any, index: CodeIn
     assert page.blocked == [] and page.js_errors == []
 
 
-def test_exported_dashboard_and_fallbacks(page: Any, index: CodeIndex, model: Any, tmp_path: Any) -> None:
-    dash = cbwidgets.CodeDashboard(index, "2.mlp.753", model)
+def test_exported_dashboard_and_fallbacks(page: Any, index: CodeIndex, model: Any, tmp_path: Any, code: str) -> None:
+    dash = cbwidgets.CodeDashboard(index, code, model)
     path = tmp_path / "dash.html"
     dash.to_html(str(path))
     page.goto(path.as_uri())
     page.wait_for_selector(".cbw-db-example")
-    assert page.locator(".cbw-db-title").inner_text() == "code 2.mlp.753"
+    assert page.locator(".cbw-db-title").inner_text() == f"code {code}"
     assert page.blocked == [] and page.js_errors == []
     data, _ = dash._repr_mimebundle_()
     assert data["text/plain"] == repr(dash) and "<table>" in data["text/html"]

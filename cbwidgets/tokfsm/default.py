@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from transformers import GPTNeoXConfig
 
+from ..errors import check_positive_int
 from ..model import CodebookModel
 from ..quiet import transformers_quiet
 from ..recipe import Recipe as SharedRecipe
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
-SITES = ("attn_preproj", "mlp")
 
 
 class _DropRopeFactorWarning(logging.Filter):
@@ -96,12 +96,18 @@ def default_config(fsm: TokFSM, context: int = 128) -> GPTNeoXConfig:
         )
 
 
-def build_default_model(fsm: TokFSM | None = None, seed: int = 0, num_codes: int = 1000) -> CodebookModel:
-    """An untrained default model with its 8 codebook sites (4 per-head groups + 4 MLPs), k = 1."""
+def build_default_model(
+    fsm: TokFSM | None = None, seed: int = 0, num_codes: int = 1000, mlp_codes: int | None = None
+) -> CodebookModel:
+    """An untrained default model with its 8 codebook sites (4 per-head groups + 4 MLPs), k = 1:
+    ``num_codes`` codes per head, ``mlp_codes`` per MLP (``num_codes`` when None)."""
     fsm = fsm or TokFSM()
     with _quiet_rope_factor():
         model = CodebookModel.from_config(default_config(fsm), tokenizer=fsm.tokenizer(), seed=seed)
-    model.attach(list(SITES), num_codes=num_codes, k=1, similarity="euclidean", revive_after=25)
+    sizes = {"attn_preproj": num_codes, "mlp": mlp_codes or num_codes}
+    for size in dict.fromkeys(sizes.values()):  # one attach when the sizes agree: the shipped model's order
+        sites = [site for site, n in sizes.items() if n == size]
+        model.attach(sites, num_codes=size, k=1, similarity="euclidean", revive_after=25)
     return model
 
 
@@ -109,9 +115,20 @@ def build_default_model(fsm: TokFSM | None = None, seed: int = 0, num_codes: int
 class FSMRecipe(SharedRecipe):
     """The default model's recipe (the shared three phases, see ``cbwidgets.recipe``); the defaults
     are what the shipped model was made with: 1,000 base steps of 16 x 128 tokens, k-means on 128
-    walks, 100 codebook-only steps with dead-code revival."""
+    walks, 100 codebook-only steps with dead-code revival.
 
-    num_codes: int = 1000
+    ``mlp_codes`` gives the MLPs their own size (the paper's released model has 10,000). Beware that
+    with far more codes than the distinct activations a site sees, k-means and revival leave many
+    codes within float rounding of each other, and which of them fires can then depend on the batch.
+    """
+
+    num_codes: int = 1000  # per attention head, and per MLP unless mlp_codes is set
+    mlp_codes: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_int("num_codes", self.num_codes)
+        check_positive_int("mlp_codes", self.mlp_codes, allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -142,7 +159,7 @@ def train_default(
 
     recipe = recipe or FSMRecipe()
     fsm = fsm or TokFSM()
-    model = build_default_model(fsm, seed=recipe.seed, num_codes=recipe.num_codes)
+    model = build_default_model(fsm, seed=recipe.seed, num_codes=recipe.num_codes, mlp_codes=recipe.mlp_codes)
 
     def reference(model: CodebookModel, phase: str) -> pd.DataFrame | None:
         return compare_to_reference(model, fsm) if measure and phase == "finetune" else None
