@@ -49,6 +49,10 @@ LOSSES = ("aeloss", "vqvae", "fullaeloss")
 # (256 MB fp32).
 _MAX_SCORE_ELEMENTS = 1 << 26
 
+# Where retired codes go: every coordinate this far out, so no input is ever nearer to it (and it
+# still fits float16, the shipped models' storage).
+_FAR = 1e4
+
 
 @dataclass(frozen=True)
 class CodebookSpec:
@@ -449,6 +453,39 @@ class Codebook(nn.Module):
             self.steps_since_used[g, idx] = 0
             self.revived[g] += idx.numel()
             total += idx.numel()
+        return total
+
+    @torch.no_grad()
+    def retire_twins(self, radius: float = 0.05) -> int:
+        """Move each code that lies within ``radius`` of a lower-numbered code far away, where it never
+        fires; returns how many were moved.
+
+        k-means on repeated activations and revival onto an input a code already serves leave codes
+        closer together than float rounding can tell apart, and which twin fires then depends on the
+        batch: a code read from one prompt is not the code the same prompt gets inside a batch, so
+        ablating it there does nothing. The lower-numbered twin takes over its inputs; they move by
+        less than ``radius``. Euclidean codebooks only (a far vector is never nearest).
+        """
+        if self.spec.similarity != "euclidean":
+            raise CodebookError(
+                f"retire_twins needs similarity='euclidean'; this codebook uses {self.spec.similarity!r}, "
+                "where no vector is sure never to win."
+            )
+        if not radius > 0:
+            raise CodebookError(f"radius={radius!r} is not valid; give a positive distance such as 0.05.")
+        total = 0
+        ids = torch.arange(self.num_codes, device=self.vectors.device)
+        for g in range(self.groups):
+            vectors = self.vectors.data[g]
+            live = ~(vectors == _FAR).all(-1)  # codes retired before stay out of it
+            twin = torch.zeros(self.num_codes, dtype=torch.bool, device=vectors.device)
+            for start in range(0, self.num_codes, 1024):
+                rows = ids[start : start + 1024]
+                near = torch.cdist(vectors[rows], vectors, compute_mode="donot_use_mm_for_euclid_dist") < radius
+                twin[rows] = (near & live[None, :] & (ids[None, :] < rows[:, None])).any(1) & live[rows]
+            vectors[twin] = _FAR
+            self.hits[g, twin] = 0
+            total += int(twin.sum())
         return total
 
     def reset_usage(self) -> None:

@@ -458,6 +458,15 @@ class CodebookModel(nn.Module):
         """Fold this step's code hits into the counters and revive dead codes; returns codes revived."""
         return fitting.end_training_step(self, all_reduce, gather)
 
+    def retire_twin_codes(self, radius: float = 0.05) -> dict[str, int]:
+        """Each euclidean codebook's ``retire_twins``: codes too close to a lower-numbered one go
+        where they never fire, so a code's id does not depend on the batch; returns how many per site."""
+        return {
+            site: book.retire_twins(radius)
+            for site, book in self.attached.items()
+            if book.spec.similarity == "euclidean"
+        }
+
     def usage(self) -> pd.DataFrame:
         """Per codebook: codes used at least once, dead codes, and codes revived so far."""
         return fitting.usage(self)

@@ -5,7 +5,8 @@
    discards;
 2. ``kmeans``: every codebook's codes become k-means centroids of what enters it;
 3. ``finetune``: the snap goes on and the codebooks train, alone (``freeze_base``: the TokFSM
-   model) or together with the model, which then learns to read the codes (the storyteller).
+   model) or together with the model, which then learns to read the codes (the storyteller); then
+   euclidean codebooks retire codes too close to another to tell apart.
 
 A world (TokFSM, the stories) supplies the model and its data; ``train_in_phases`` runs the phases,
 ``save_trained`` writes the model with its recipe and metrics, ``load_trained`` reads it back.
@@ -137,11 +138,14 @@ def fit_codes(model: CodebookModel, recipe: Recipe, data: PhaseData) -> None:
 def finetune(
     model: CodebookModel, recipe: Recipe, data: PhaseData, progress: bool = True, callbacks: Sequence[Callback] = ()
 ) -> pd.DataFrame:
-    """Phase 3: the snap goes on; the codebooks train (with the model unless ``freeze_base``)."""
+    """Phase 3: the snap goes on; the codebooks train (with the model unless ``freeze_base``). Then
+    codes too close to a lower-numbered one to tell apart are retired (``retire_twin_codes``), so a
+    code's id does not depend on the batch it is read in."""
     if recipe.finetune_steps == 0:
         return pd.DataFrame()
     config = recipe.train_config("finetune", progress=progress)
     result = train(model, data.batches(recipe.seed + 2), config, callbacks=callbacks)
+    model.retire_twin_codes()
     return result.history.assign(phase="finetune")
 
 
