@@ -17,6 +17,7 @@ Design choices that matter for speed and correctness:
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
@@ -471,8 +472,10 @@ class Codebook(nn.Module):
                 f"retire_twins needs similarity='euclidean'; this codebook uses {self.spec.similarity!r}, "
                 "where no vector is sure never to win."
             )
-        if not radius > 0:
+        number = isinstance(radius, numbers.Real) or (isinstance(radius, Tensor) and radius.numel() == 1)
+        if isinstance(radius, bool) or not number or not float(radius) > 0:
             raise CodebookError(f"radius={radius!r} is not valid; give a positive distance such as 0.05.")
+        radius = float(radius)
         total = 0
         ids = torch.arange(self.num_codes, device=self.vectors.device)
         for g in range(self.groups):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,8 +30,12 @@ def test_twins_are_retired_and_the_lowest_number_takes_their_inputs() -> None:
 def test_only_euclidean_codebooks_and_positive_radii() -> None:
     with pytest.raises(CodebookError, match="similarity='euclidean'"):
         Codebook(CodebookSpec(num_codes=4, k=1), dim=4).retire_twins()
-    with pytest.raises(CodebookError, match="radius=0"):
-        Codebook(CodebookSpec(num_codes=4, k=1, similarity="euclidean"), dim=4).retire_twins(0)
+    book = Codebook(CodebookSpec(num_codes=4, k=1, similarity="euclidean"), dim=4)
+    for bad in (0, -1.0, float("nan"), "0.05", True):
+        with pytest.raises(CodebookError, match=f"radius={bad!r}"):
+            book.retire_twins(bad)  # type: ignore[arg-type]
+    # numbers of the kinds the library returns are taken too
+    assert book.retire_twins(np.float32(0.05)) == book.retire_twins(torch.tensor(0.05)) == 0
 
 
 def test_the_shipped_model_gives_a_prompt_the_same_codes_alone_and_in_a_batch() -> None:
