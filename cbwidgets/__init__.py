@@ -15,7 +15,7 @@ from .codebook import Codebook, CodebookSpec
 from .codes import Codes
 from .errors import CodebookError
 from .generate import Generation, generate
-from .interventions import Ablate, Add, Force, InterventionPlan, Patch, Scale
+from .interventions import Ablate, AblateEach, Add, Force, InterventionPlan, Patch, Scale
 from .model import CodebookModel, CodebookOutput
 from .names import CodebookNames
 from .sites import SITE_KINDS, SITE_TABLE, supported_model_types
@@ -39,6 +39,7 @@ __all__ = [  # and the widget names (WIDGET_NAMES), loaded on first use
     "SITE_KINDS",
     "SITE_TABLE",
     "Ablate",
+    "AblateEach",
     "Add",
     "Codebook",
     "CodebookError",

@@ -35,6 +35,7 @@ __all__ = [
     "CodeEdit",
     "Codebook",
     "CodebookSpec",
+    "KnockEdit",
     "ReplaceEdit",
     "ScoreEdit",
     "Snap",
@@ -158,6 +159,19 @@ class AddEdit:
 
 
 @dataclass(frozen=True)
+class KnockEdit:
+    """Remove one code at one token, a different one per token: the ``i``-th knock removes code
+    ``codes[i]`` of group ``groups[i]`` at flattened token ``tokens[i]``. Batched ablation
+    experiments put a different knock in each row of one forward. ``drop``: the slot contributes
+    nothing (reported -1); otherwise the next-best code takes it."""
+
+    tokens: Tensor  # (M,) long, over this forward's flattened tokens
+    groups: Tensor  # (M,) long
+    codes: Tensor  # (M,) long
+    drop: bool = False
+
+
+@dataclass(frozen=True)
 class CodeEdit:
     """Everything an intervention does to one codebook in one forward, compiled by
     ``cbwidgets.interventions``; the codebook keeps no intervention state of its own."""
@@ -166,9 +180,10 @@ class CodeEdit:
     weights: tuple[WeightEdit, ...] = ()
     replace: tuple[ReplaceEdit, ...] = ()
     add: tuple[AddEdit, ...] = ()
+    knock: tuple[KnockEdit, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.scores or self.weights or self.replace or self.add)
+        return bool(self.scores or self.weights or self.replace or self.add or self.knock)
 
     def then(self, other: CodeEdit) -> CodeEdit:
         """This edit followed by another (inner contexts apply after outer ones)."""
@@ -177,6 +192,7 @@ class CodeEdit:
             self.weights + other.weights,
             self.replace + other.replace,
             self.add + other.add,
+            self.knock + other.knock,
         )
 
 
@@ -297,7 +313,7 @@ class Codebook(nn.Module):
 
         if self.training:
             self._record_usage(ids, xn)
-        if weights is not None and edit is not None and any(w.drop for w in edit.weights):
+        if weights is not None and edit is not None and _drops(edit):
             ids = torch.where(weights == 0, torch.full_like(ids, -1), ids)
         out = out.reshape(*lead, self.dim).to(x.dtype)
         return Snap(out, ids.reshape(*lead, self.groups, self.k), loss)
@@ -331,7 +347,25 @@ class Codebook(nn.Module):
 
     @torch.no_grad()
     def select(self, xn: Tensor, edit: CodeEdit | None = None) -> Tensor:
-        """Top-k code ids (N, G, k) for normalised inputs (N, G, dg)."""
+        """Top-k code ids (N, G, k) for normalised inputs (N, G, dg).
+
+        Tokens whose every group a ``replace`` edit overwrites are not scored at all: their ids are
+        known already (a patch, or codes reused from a run where the input was the same).
+        """
+        if edit and edit.replace:
+            covered = torch.zeros(xn.shape[0], dtype=torch.bool, device=xn.device)
+            for patch in edit.replace:
+                covered |= patch.tokens.to(xn.device).all(-1)
+            if covered.any():
+                todo = (~covered).nonzero().squeeze(1)
+                ids = torch.zeros(xn.shape[0], self.groups, self.k, dtype=torch.long, device=xn.device)
+                if len(todo):
+                    ids[todo] = self._scored(xn[todo], _selection_rows(edit, todo, xn.shape[0]))
+                return _replaced(ids, edit)
+        ids = self._scored(xn, edit)
+        return _replaced(ids, edit) if edit else ids
+
+    def _scored(self, xn: Tensor, edit: CodeEdit | None) -> Tensor:
         n, g, _ = xn.shape
         w, bias = self.scorer(xn.dtype)
         xg = xn.transpose(0, 1)  # (G, N, dg)
@@ -340,9 +374,6 @@ class Codebook(nn.Module):
             ids = self._select_chunk(xg, w, bias, edit, 0)
         else:
             ids = torch.cat([self._select_chunk(xg[:, i : i + rows], w, bias, edit, i) for i in range(0, n, rows)])
-        if edit:
-            for patch in edit.replace:
-                ids = torch.where(patch.tokens.to(ids.device)[..., None], patch.ids.to(ids.device), ids)
         return ids
 
     def _select_chunk(self, xg: Tensor, w: Tensor, bias: Tensor | None, edit: CodeEdit | None, start: int) -> Tensor:
@@ -353,6 +384,11 @@ class Codebook(nn.Module):
                 if op.tokens is not None:
                     sel = sel & op.tokens[start : start + scores.shape[1]].to(sel.device)[None, :, None]
                 scores = scores.masked_fill(sel, op.value)
+            for knock in edit.knock:
+                if not knock.drop:
+                    here = (knock.tokens >= start) & (knock.tokens < start + scores.shape[1])
+                    at = (knock.groups[here], knock.tokens[here] - start, knock.codes[here])
+                    scores.index_put_(tuple(i.to(scores.device) for i in at), scores.new_tensor(float("-inf")))
         if self.k == 1:
             ids = argmax_last(scores)[..., None]
         else:
@@ -360,7 +396,8 @@ class Codebook(nn.Module):
         return ids.permute(1, 0, 2)  # (n, G, k)
 
     def _weights(self, ids: Tensor, edit: CodeEdit) -> Tensor | None:
-        if not edit.weights:
+        drops = [knock for knock in edit.knock if knock.drop]
+        if not edit.weights and not drops:
             return None
         weights = torch.ones(ids.shape, dtype=self.vectors.dtype, device=ids.device)  # (N, G, k)
         group = torch.arange(self.groups, device=ids.device)[None, :, None]
@@ -369,6 +406,12 @@ class Codebook(nn.Module):
             if op.tokens is not None:
                 f = torch.where(op.tokens.to(ids.device)[:, None, None], f, torch.ones_like(f))
             weights = weights * f
+        for knock in drops:  # several knocks may share a (token, group): accumulate, never overwrite
+            tokens, groups = knock.tokens.to(ids.device), knock.groups.to(ids.device)
+            hit = (ids[tokens, groups] == knock.codes.to(ids.device)[:, None]).int()  # (M, k)
+            knocked = torch.zeros(ids.shape, dtype=torch.int, device=ids.device)
+            knocked.index_put_((tokens, groups), hit, accumulate=True)
+            weights = weights.masked_fill(knocked > 0, 0.0)
         return weights
 
     def _added(self, edit: CodeEdit, n: int) -> Tensor:
@@ -533,6 +576,35 @@ def _block_size(c: int) -> int | None:
     """The divisor of ``c`` in 32..256 nearest 100, or None."""
     divisors = [b for b in range(32, 257) if c % b == 0]
     return min(divisors, key=lambda b: abs(b - 100)) if divisors and c >= 4 * divisors[0] else None
+
+
+def _replaced(ids: Tensor, edit: CodeEdit) -> Tensor:
+    for patch in edit.replace:
+        ids = torch.where(patch.tokens.to(ids.device)[..., None], patch.ids.to(ids.device), ids)
+    return ids
+
+
+def _selection_rows(edit: CodeEdit, rows: Tensor, n: int) -> CodeEdit:
+    """The part of an edit that acts on selection (score edits, substituting knocks), for the
+    tokens ``rows`` of ``n``, renumbered 0.. as they are scored."""
+    scores = tuple(
+        op if op.tokens is None else replace(op, tokens=op.tokens.to(rows.device)[rows]) for op in edit.scores
+    )
+    renumber = torch.full((n,), -1, dtype=torch.long, device=rows.device)
+    renumber[rows] = torch.arange(len(rows), device=rows.device)
+    knocks = []
+    for knock in edit.knock:
+        if knock.drop:
+            continue
+        tokens = renumber[knock.tokens.to(rows.device)]
+        keep = tokens >= 0
+        knocks.append(KnockEdit(tokens[keep], knock.groups.to(rows.device)[keep], knock.codes.to(rows.device)[keep]))
+    return CodeEdit(scores=scores, knock=tuple(knocks))
+
+
+def _drops(edit: CodeEdit) -> bool:
+    """Whether an edit empties slots (which are then reported as -1)."""
+    return any(w.drop for w in edit.weights) or any(k.drop for k in edit.knock)
 
 
 def argmax_last(scores: Tensor) -> Tensor:

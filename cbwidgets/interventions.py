@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .codebook import AddEdit, CodeEdit, ReplaceEdit, ScoreEdit, WeightEdit
+from .codebook import AddEdit, CodeEdit, KnockEdit, ReplaceEdit, ScoreEdit, WeightEdit
 from .codes import Codes
 from .errors import CodebookError, check_choice
 from .names import CodebookNames, CodeRef, as_integer, as_real, code_refs
@@ -30,6 +30,7 @@ from .names import CodebookNames, CodeRef, as_integer, as_real, code_refs
 __all__ = [
     "ABLATION_MODES",
     "Ablate",
+    "AblateEach",
     "Add",
     "Force",
     "Intervention",
@@ -39,6 +40,7 @@ __all__ = [
     "SiteShape",
     "StepContext",
     "compile_interventions",
+    "known_codes",
     "positions_tuple",
 ]
 
@@ -105,6 +107,40 @@ class Ablate:
         check_choice("mode", mode, ABLATION_MODES)
         object.__setattr__(self, "codes", code_refs(codes))
         object.__setattr__(self, "positions", positions_tuple(positions))
+        object.__setattr__(self, "mode", mode)
+
+
+@dataclass(frozen=True)
+class AblateEach:
+    """A different ablation in each row of one batch: row ``rows[i]`` loses ``codes[i]`` at
+    ``positions[i]`` (one position each). This is how one batched forward runs many single-code
+    experiments on copies of a prompt; ``rows`` defaults to 0, 1, 2, ... A code that does not fire
+    at its position changes nothing. Modes as in ``Ablate``."""
+
+    codes: tuple[CodeRef, ...]
+    positions: tuple[int, ...]
+    rows: tuple[int, ...]
+    mode: Literal["substitute", "drop"] = "substitute"
+
+    def __init__(
+        self, codes: Iterable[CodeRef], positions: Positions, rows: Positions = None, mode: str = "substitute"
+    ) -> None:
+        check_choice("mode", mode, ABLATION_MODES)
+        refs = code_refs(codes)
+        at = positions_tuple(positions)
+        if at is None:
+            raise CodebookError("AblateEach needs one position per code, not None (every position); use Ablate.")
+        where = tuple(range(len(refs))) if rows is None else positions_tuple(rows)
+        if where is None or len(at) != len(refs) or len(where) != len(refs):
+            raise CodebookError(
+                f"AblateEach takes one position and one row per code: got {len(refs)} codes, {len(at)} positions "
+                f"and {len(refs) if where is None else len(where)} rows."
+            )
+        if min(where) < 0:
+            raise CodebookError(f"rows are batch indices from 0; got {min(where)}.")
+        object.__setattr__(self, "codes", refs)
+        object.__setattr__(self, "positions", at)
+        object.__setattr__(self, "rows", where)
         object.__setattr__(self, "mode", mode)
 
 
@@ -192,7 +228,7 @@ class Patch:
             )
 
 
-Intervention = Ablate | Force | Scale | Add | Patch
+Intervention = Ablate | AblateEach | Force | Scale | Add | Patch
 
 
 # --------------------------------------------------------------------------- one forward's place
@@ -292,7 +328,44 @@ class _PlannedPatch:
         return ReplaceEdit(mask.reshape(-1, groups), ids.reshape(-1, groups, k))
 
 
-Planned = _Planned | _PlannedPatch
+@dataclass(frozen=True)
+class _PlannedKnock:
+    """Single-code removals at (row, absolute or negative position, group, code), one site."""
+
+    rows: tuple[int, ...]
+    positions: tuple[int, ...]
+    groups: Tensor  # (M,) long on the model's device
+    codes: Tensor  # (M,) long
+    drop: bool
+
+    def at(self, step: StepContext, device: torch.device) -> KnockEdit:
+        if max(self.rows) >= step.batch:
+            raise CodebookError(
+                f"AblateEach names row {max(self.rows)} but this forward's batch has {step.batch} rows."
+            )
+        positions = torch.tensor(step.absolute(self.positions), device=device) - step.offset
+        rows = torch.tensor(self.rows, device=device)
+        here = (positions >= 0) & (positions < step.tokens)  # knocks at tokens of another forward wait
+        tokens = rows * step.tokens + positions
+        return KnockEdit(tokens[here], self.groups[here], self.codes[here], self.drop)
+
+
+@dataclass(frozen=True)
+class _KnownIds:
+    """Ids already known for some (token, group) pairs of one forward of a fixed shape."""
+
+    edit: ReplaceEdit  # tokens (N, G) over the forward's flattened tokens
+
+    def at(self, step: StepContext, device: torch.device) -> ReplaceEdit:
+        if self.edit.tokens.shape[0] != step.batch * step.tokens:
+            raise CodebookError(
+                f"known codes were given for {self.edit.tokens.shape[0]} tokens but this forward has "
+                f"{step.batch} x {step.tokens}; they belong to one forward only."
+            )
+        return self.edit
+
+
+Planned = _Planned | _PlannedPatch | _PlannedKnock | _KnownIds
 
 
 @dataclass(frozen=True)
@@ -336,14 +409,33 @@ class InterventionPlan:
         if fixed is not None:
             return fixed
         k = self.shapes[site].k
-        return _collect(p.at(step, device) if isinstance(p, _Planned) else p.at(step, device, k, site) for p in planned)
+        return _collect(
+            p.at(step, device, k, site) if isinstance(p, _PlannedPatch) else p.at(step, device) for p in planned
+        )
 
 
-def _collect(edits: Iterable[ScoreEdit | WeightEdit | AddEdit | ReplaceEdit]) -> CodeEdit:
-    parts: dict[type, list[Any]] = {ScoreEdit: [], WeightEdit: [], ReplaceEdit: [], AddEdit: []}
+def _collect(edits: Iterable[ScoreEdit | WeightEdit | AddEdit | ReplaceEdit | KnockEdit]) -> CodeEdit:
+    parts: dict[type, list[Any]] = {ScoreEdit: [], WeightEdit: [], ReplaceEdit: [], AddEdit: [], KnockEdit: []}
     for e in edits:
         parts[type(e)].append(e)
-    return CodeEdit(tuple(parts[ScoreEdit]), tuple(parts[WeightEdit]), tuple(parts[ReplaceEdit]), tuple(parts[AddEdit]))
+    return CodeEdit(*(tuple(parts[kind]) for kind in (ScoreEdit, WeightEdit, ReplaceEdit, AddEdit, KnockEdit)))
+
+
+def known_codes(shapes: Mapping[str, SiteShape], known: Mapping[str, tuple[Tensor, Tensor]]) -> InterventionPlan:
+    """A plan that hands codebooks ids they would compute anyway, so they skip scoring those tokens.
+
+    ``known[site] = (mask, ids)``: mask (batch, tokens, groups) bool, ids (batch, tokens, groups, k),
+    for exactly one forward's shape. Only right where the site's input is what it was when the ids
+    were read (the prefix an ablation cannot reach, say); a token is skipped when all its groups are
+    known.
+    """
+    sites: dict[str, tuple[Planned, ...]] = {}
+    for site, (mask, ids) in known.items():
+        groups, k = shapes[site].groups, shapes[site].k
+        if mask.shape[-1] != groups or ids.shape[-2:] != (groups, k):
+            raise CodebookError(f"known codes for {site} must have {groups} groups and k={k}; got {tuple(ids.shape)}.")
+        sites[site] = (_KnownIds(ReplaceEdit(mask.reshape(-1, groups), ids.reshape(-1, groups, k))),)
+    return InterventionPlan(sites, {site: shapes[site] for site in sites})
 
 
 def compile_interventions(
@@ -369,9 +461,12 @@ def _compile_one(
 ) -> dict[str, tuple[Planned, ...]]:
     if isinstance(intervention, Patch):
         return _compile_patch(intervention, names, shapes, device)
+    if isinstance(intervention, AblateEach):
+        return _compile_each(intervention, names, shapes, device)
     if not isinstance(intervention, Ablate | Force | Scale | Add):
         raise CodebookError(
-            f"{intervention!r} is not an intervention; use Ablate, Force, Scale, Add or Patch from cbwidgets."
+            f"{intervention!r} is not an intervention; use Ablate, AblateEach, Force, Scale, Add or Patch from "
+            f"cbwidgets."
         )
     positions = intervention.positions
     if isinstance(intervention, Ablate) and intervention.mode == "drop":
@@ -447,3 +542,31 @@ def _compile_patch(
         site: (_PlannedPatch(ids, tuple(index), patch.positions, patch.source_positions),)
         for site, index in per_site.items()
     }
+
+
+def _compile_each(
+    each: AblateEach, names: CodebookNames, shapes: Mapping[str, SiteShape], device: torch.device
+) -> dict[str, tuple[Planned, ...]]:
+    per_site: dict[str, list[tuple[int, int, int, int]]] = {}  # site -> (row, position, group, code)
+    for (index, code), row, position in zip(names.parse_codes(each.codes), each.rows, each.positions, strict=True):
+        book = names.codebooks[index]
+        per_site.setdefault(book.site or book.name, []).append((row, position, book.group, code))
+    if each.mode == "substitute":
+        for site in per_site:
+            if shapes[site].num_codes <= shapes[site].k:
+                raise CodebookError(
+                    f"{site} has {shapes[site].num_codes} codes and k={shapes[site].k}: no code is left to substitute; "
+                    f"use mode='drop'."
+                )
+    out: dict[str, tuple[Planned, ...]] = {}
+    for site, knocks in per_site.items():
+        rows, positions, groups, codes = zip(*knocks, strict=True)
+        planned = _PlannedKnock(
+            rows,
+            positions,
+            torch.tensor(groups, device=device),
+            torch.tensor(codes, device=device),
+            each.mode == "drop",
+        )
+        out[site] = (planned,)
+    return out

@@ -60,6 +60,8 @@ class CodebookOutput:
     loss: Tensor | None = None
     reconstruction: dict[str, Tensor] = field(default_factory=dict)  # per site
     cache: Any = None  # the KV cache when use_cache=True
+    inputs: dict[str, Tensor] = field(default_factory=dict)  # capture=True: what entered each codebook
+    outputs: dict[str, Tensor] = field(default_factory=dict)  # capture=True: what each codebook put out
 
     @property
     def reconstruction_loss(self) -> Tensor | None:
@@ -81,6 +83,7 @@ class _Run:
     ids: dict[str, Tensor] = field(default_factory=dict)
     losses: dict[str, Tensor] = field(default_factory=dict)
     inputs: dict[str, list[Tensor]] | None = None  # set to capture what enters each codebook
+    outputs: dict[str, Tensor] | None = None  # set to keep what each codebook puts out (grad retained)
 
 
 def _key(site: str) -> str:
@@ -132,7 +135,9 @@ class CodebookModel(nn.Module):
         self._state = _HookState()
         self._run: _Run | None = None
         # transformers renamed past_key_values to cache during 5.x; speak whichever this model takes
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
+        self._keeps_logits = "logits_to_keep" in parameters
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -278,6 +283,10 @@ class CodebookModel(nn.Module):
             edit = state.plan.edit(site, step, x.device)
         snap = codebook(x, edit)
         if run is not None:
+            if run.outputs is not None:
+                if snap.output.requires_grad:
+                    snap.output.retain_grad()
+                run.outputs[site] = snap.output
             run.ids[site] = snap.ids
             if snap.loss is not None:
                 run.losses[site] = snap.loss
@@ -323,12 +332,18 @@ class CodebookModel(nn.Module):
         *,
         prompt_length: int | None = None,
         total_length: int | None = None,
+        capture: bool = False,
+        logits_to_keep: int = 0,
     ) -> CodebookOutput:
         """Run the model; returns logits and the codes of every attached codebook.
 
         ``labels``: token ids (shifted inside, as in transformers) to get the LM loss.
         ``prompt_length`` / ``total_length`` tell interventions where this call sits in a longer
-        generation; plain calls need neither.
+        generation; plain calls need neither. ``capture`` keeps what enters each codebook
+        (``inputs``, one row per token) and what it puts out (``outputs``, the site's shape, its
+        gradient retained when autograd is on): what circuit analyses read and differentiate.
+        ``logits_to_keep``: only the last that many positions' logits (0: all), which spares the
+        unembedding of a large vocabulary where only the last prediction is read.
         """
         ids = self.as_input_ids(input_ids)
         offset = 0 if cache is None else int(cache.get_seq_length())
@@ -339,20 +354,25 @@ class CodebookModel(nn.Module):
                 f"{end} tokens exceed this model's context of {limit}; shorten the input or split it into windows."
             )
         step = StepContext(ids.shape[0], ids.shape[1], offset, prompt_length or end, total_length or end)
-        with self._running(_Run(step)) as run:
+        kept: dict[str, list[Tensor]] | None = {} if capture else None
+        with self._running(_Run(step, inputs=kept, outputs={} if capture else None)) as run:
+            keep = {"logits_to_keep": logits_to_keep} if logits_to_keep and self._keeps_logits else {}
             out = self.model(
                 input_ids=ids,
                 attention_mask=attention_mask,
                 labels=labels,
                 use_cache=use_cache,
                 **{self._cache_arg: cache},
+                **keep,
             )
         return CodebookOutput(
-            logits=out.logits,
+            logits=out.logits[:, -logits_to_keep:] if logits_to_keep and not keep else out.logits,
             codes=self._codes(run, ids.shape),
             loss=out.loss,
             reconstruction=run.losses,
             cache=getattr(out, self._cache_arg) if use_cache else None,
+            inputs={site: torch.cat(parts) for site, parts in (kept or {}).items()},
+            outputs=run.outputs or {},
         )
 
     def _codes(self, run: _Run, shape: torch.Size) -> Codes:

@@ -1,0 +1,463 @@
+"""Which codes make a prediction: the exact effect of removing each code, and the edges between codes.
+
+With k codes per token and codebook, "which codes caused this?" is a finite experiment: remove each
+code where it fires and measure the target again. ``ablation_effects`` runs it exactly and cheaply:
+- the removals at one position share one batched forward (``AblateEach``: a different code in each
+  row);
+- that forward starts at the position, on the clean run's keys and values for every token before
+  it, since a removal cannot change the past, and stops at the target's position;
+- codes that cannot reach the target are not run: those after it, and at earlier positions those
+  at or above its layer (later positions read a layer's input, never its own output).
+
+``attribution`` is the first-order estimate of the same numbers from one backward pass, for long
+prompts and large models; ``code_graph`` keeps the strongest codes and measures every edge between
+them (the effect of removing one code on a later code's firing margin).
+
+Effects are ``clean - ablated``: positive where the code holds the target up.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .errors import CodebookError, check_choice, check_positive_int
+from .interventions import ABLATION_MODES, AblateEach, InterventionPlan, SiteShape, known_codes
+from .model import CodebookModel, CodebookOutput
+from .names import EMPTY, CodeRef, as_integer
+
+__all__ = [
+    "EDGE_COLUMNS",
+    "NODE_COLUMNS",
+    "CodeMargin",
+    "LogitDiff",
+    "NextToken",
+    "Target",
+    "ablation_effects",
+    "attribution",
+    "code_graph",
+]
+
+NODE_COLUMNS = ("position", "token", "codebook", "layer", "code", "id", "slot", "effect")
+EDGE_COLUMNS = ("source", "source_position", "target", "target_position", "effect")
+MEASURES = ("logit", "prob", "logprob")
+_KIND_ORDER = {"attn_preproj": 0, "attn": 1, "mlp_hidden": 2, "mlp": 3, "block": 4}  # within a layer
+
+
+@dataclass(frozen=True)
+class NextToken:
+    """The prediction of ``token`` (an id, or text that is one token) after ``position``."""
+
+    token: int | str
+    position: int = -1
+    measure: Literal["logit", "prob", "logprob"] = "logit"
+
+    def __post_init__(self) -> None:
+        check_choice("measure", self.measure, MEASURES)
+
+
+@dataclass(frozen=True)
+class LogitDiff:
+    """How much more ``token`` is predicted than ``other`` after ``position`` (logits)."""
+
+    token: int | str
+    other: int | str
+    position: int = -1
+
+
+@dataclass(frozen=True)
+class CodeMargin:
+    """How surely ``code`` fires at ``position``: its score minus the best score that would take its
+    slot (the k-th best of the other codes). Positive where it fires."""
+
+    code: CodeRef
+    position: int
+
+
+Target = NextToken | LogitDiff | CodeMargin
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A target checked against one model and prompt: absolute position, layer and place in the layer."""
+
+    target: Target
+    position: int
+    layer: int
+    order: float  # where in its layer it is read: codes at the same position and layer before it count
+    tokens: tuple[int, ...] = ()
+    site: str = ""
+    group: int = 0
+    code: int = 0
+
+    def value(self, model: CodebookModel, out: CodebookOutput) -> Tensor:
+        """The target in each row of a forward that ends at the target's position."""
+        if isinstance(self.target, CodeMargin):
+            book = model.attached[self.site]
+            x = out.inputs[self.site].reshape(out.logits.shape[0], -1, book.dim)[:, -1]
+            return _margins(book, x, self.group, self.code)
+        logits = out.logits[:, -1].float()
+        if isinstance(self.target, LogitDiff):
+            return logits[:, self.tokens[0]] - logits[:, self.tokens[1]]
+        measure = self.target.measure
+        if measure == "prob":
+            return logits.softmax(-1)[:, self.tokens[0]]
+        if measure == "logprob":
+            return logits.log_softmax(-1)[:, self.tokens[0]]
+        return logits[:, self.tokens[0]]
+
+
+def _margins(book: Any, x: Tensor, group: int, code: int) -> Tensor:
+    """(rows,) score of ``code`` minus the k-th best other score in ``group``, for raw site inputs x."""
+    w, bias = book.scorer(torch.float32)
+    xn = book.normalize(x.float())[:, group]  # (rows, dg)
+    scores = xn @ w[group]
+    if bias is not None:
+        scores = scores + bias[group]
+    own = scores[:, code].clone()
+    scores[:, code] = float("-inf")
+    return own - scores.topk(book.k, dim=-1).values[:, -1]
+
+
+def _token_id(model: CodebookModel, token: Any) -> int:
+    vocab = model.config.vocab_size
+    if isinstance(token, str):
+        if model.tokenizer is None:
+            raise CodebookError(f"token {token!r} is text but this model has no tokenizer; give the token id.")
+        ids = model.tokenizer.encode(token, add_special_tokens=False)
+        if len(ids) != 1:
+            raise CodebookError(
+                f"{token!r} is {len(ids)} tokens for this tokenizer ({ids}); give text that is one token, or its id."
+            )
+        return int(ids[0])
+    try:
+        value = as_integer(token)
+    except (TypeError, ValueError):
+        raise CodebookError(f"token {token!r} is not a token id or text; give an int id or one token's text.") from None
+    if not 0 <= value < vocab:
+        raise CodebookError(f"token id {value} is outside this model's vocabulary of {vocab}.")
+    return value
+
+
+def _position(position: Any, length: int, what: str) -> int:
+    try:
+        p = as_integer(position)
+    except (TypeError, ValueError):
+        raise CodebookError(f"{what} position {position!r} is not an integer.") from None
+    q = p + length if p < 0 else p
+    if not 0 <= q < length:
+        raise CodebookError(
+            f"{what} position {p} is outside the prompt of {length} tokens (0..{length - 1} or -1..-{length})."
+        )
+    return q
+
+
+def _resolve(model: CodebookModel, target: Any, length: int) -> _Resolved:
+    last = int(model.config.num_hidden_layers) - 1
+    if isinstance(target, NextToken):
+        return _Resolved(
+            target, _position(target.position, length, "target"), last, float("inf"), (_token_id(model, target.token),)
+        )
+    if isinstance(target, LogitDiff):
+        tokens = (_token_id(model, target.token), _token_id(model, target.other))
+        return _Resolved(target, _position(target.position, length, "target"), last, float("inf"), tokens)
+    if isinstance(target, CodeMargin):
+        index, code = model.names.parse_code(target.code)
+        book = model.names.codebooks[index]
+        site = book.site or book.name
+        if site not in model.attached:
+            raise CodebookError(f"code {target.code!r} names a codebook this model does not have attached.")
+        return _Resolved(
+            target,
+            _position(target.position, length, "target code's"),
+            int(book.layer if book.layer is not None else last),
+            _KIND_ORDER.get(str(book.kind), 0),
+            site=site,
+            group=book.group,
+            code=code,
+        )
+    raise CodebookError(
+        f"{target!r} is not a target; use NextToken(token), LogitDiff(token, other) or CodeMargin(code, position)."
+    )
+
+
+def _reaches(layer: int, order: float, position: int, target: _Resolved) -> bool:
+    """Whether a code at (layer, kind order, position) can change the target at all."""
+    if position > target.position or layer > target.layer:
+        return False
+    if layer == target.layer:  # its own layer reads it only at the same position, further along
+        return position == target.position and order < target.order
+    return True
+
+
+def _nodes(
+    model: CodebookModel, out: CodebookOutput, target: _Resolved, codebooks: Any, positions: Any, prompt: Tensor
+) -> pd.DataFrame:
+    """Every code that fired and can reach the target, one row per (position, codebook, slot)."""
+    names = model.names
+    chosen = names.select(codebooks)
+    length = prompt.shape[1]
+    wanted = None if positions is None else {_position(p, length, "node") for p in _as_list(positions)}
+    ids = out.codes.ids[0].cpu()  # (T, codebooks, k)
+    tok = model.tokenizer
+    rows = []
+    for index in chosen:
+        book = names.codebooks[index]
+        layer = int(book.layer if book.layer is not None else 0)
+        order = _KIND_ORDER.get(str(book.kind), 0)
+        for p in range(target.position + 1):
+            if (wanted is not None and p not in wanted) or not _reaches(layer, order, p, target):
+                continue
+            for slot, code in enumerate(ids[p, index].tolist()):
+                if code == EMPTY:
+                    continue
+                text = tok.decode([int(prompt[0, p])]) if tok is not None else str(int(prompt[0, p]))
+                rows.append((p, text, book.label, layer, names.code_name(index, code), code, slot, 0.0))
+    return pd.DataFrame(rows, columns=list(NODE_COLUMNS))
+
+
+def _as_list(values: Any) -> list[Any]:
+    if isinstance(values, int) or getattr(values, "ndim", None) == 0:
+        return [values]
+    return list(values.tolist() if hasattr(values, "tolist") else values)
+
+
+def _prompt(model: CodebookModel, prompt: Any) -> Tensor:
+    ids = model.as_input_ids(model.tokenize(prompt) if isinstance(prompt, str) else prompt)
+    if ids.shape[0] != 1:
+        raise CodebookError(f"give one prompt (a batch of 1); got a batch of {ids.shape[0]}.")
+    return ids.to(model.device)
+
+
+@dataclass(frozen=True)
+class _Site:
+    """A codebook site's place in the forward and its codebooks' columns in a Codes array."""
+
+    layer: int
+    order: int
+    columns: tuple[int, ...]  # per group
+    k: int
+
+
+def _sites(model: CodebookModel) -> dict[str, _Site]:
+    columns: dict[str, list[int]] = {}
+    for index, book in enumerate(model.names.codebooks):
+        columns.setdefault(str(book.site), []).append(index)
+    out = {}
+    for site, cols in columns.items():
+        book = model.names.codebooks[cols[0]]
+        layer = int(book.layer if book.layer is not None else 0)
+        out[site] = _Site(layer, _KIND_ORDER.get(str(book.kind), 0), tuple(cols), model.attached[site].k)
+    return out
+
+
+def _known(model: CodebookModel, clean_ids: Tensor, p: int, q: int, layers: Tensor, orders: Tensor) -> InterventionPlan:
+    """The codes each row's removal cannot change, from the clean run, so they are not scored again:
+    at every site of the removed code's layer and below at later positions, and at the sites before
+    it at its own position (a layer reads only its input at other positions)."""
+    sites = _sites(model)
+    shapes = {name: SiteShape(cb.groups, cb.num_codes, cb.k) for name, cb in model.attached.items()}
+    n, span = len(layers), q - p + 1
+    known = {}
+    for name, site in sites.items():
+        ids = clean_ids[p : q + 1][:, list(site.columns), : site.k]  # (span, G, k)
+        later = site.layer <= layers  # (n,)
+        first = (site.layer < layers) | ((site.layer == layers) & (site.order < orders))
+        mask = torch.cat([first[:, None], later[:, None].expand(n, span - 1)], dim=1)
+        mask &= (ids >= 0).all(-1).all(-1)[None, :]  # a slot emptied by an enclosing intervention: recompute
+        if mask.any():
+            groups = len(site.columns)
+            known[name] = (mask[..., None].expand(n, span, groups), ids[None].expand(n, -1, -1, -1))
+    return known_codes(shapes, known)
+
+
+@torch.no_grad()
+def _ablated_values(
+    model: CodebookModel,
+    prompt: Tensor,
+    target: _Resolved,
+    nodes: pd.DataFrame,
+    mode: str,
+    batch_size: int,
+    clean: CodebookOutput,
+) -> Tensor:
+    """The target with each node's code removed: one batched forward per position (and chunk)."""
+    values = torch.empty(len(nodes))
+    length = prompt.shape[1]
+    clean_ids = clean.codes.ids[0]
+    layers = torch.tensor(nodes.layer.tolist(), device=clean_ids.device)
+    orders = torch.tensor(
+        [_KIND_ORDER.get(str(model.names.codebooks[model.names.index_of(label)].kind), 0) for label in nodes.codebook],
+        device=clean_ids.device,
+    )
+    at = nodes.position.to_numpy()
+    for p in sorted(set(at.tolist())):
+        members = torch.from_numpy((at == p).nonzero()[0])
+        suffix = prompt[:, p : target.position + 1]
+        for start in range(0, len(members), batch_size):
+            rows = members[start : start + batch_size]
+            cache = None
+            if p > 0:
+                cache = copy.deepcopy(clean.cache)
+                cache.crop(p - int(cache.get_seq_length()))  # keep the first p tokens
+                cache.batch_repeat_interleave(len(rows))
+            plan = AblateEach(list(nodes.code.iloc[rows.numpy()]), [p] * len(rows), mode=mode)
+            reuse = _known(model, clean_ids, p, target.position, layers[rows], orders[rows])
+            with model.intervene(plan, reuse):
+                out = model(
+                    suffix.expand(len(rows), -1),
+                    cache=cache,
+                    use_cache=cache is not None,
+                    prompt_length=length,
+                    total_length=length,
+                    capture=isinstance(target.target, CodeMargin),
+                    logits_to_keep=1,
+                )
+            values[rows] = target.value(model, out).cpu()
+    return values
+
+
+def ablation_effects(
+    model: CodebookModel,
+    prompt: Any,
+    target: Target,
+    mode: str = "substitute",
+    codebooks: Any = None,
+    positions: Any = None,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """The exact effect on ``target`` of removing each code where it fires (``clean - ablated``).
+
+    ``prompt``: text or token ids (one prompt). ``mode``: ``substitute`` (the next-best code takes
+    the slot) or ``drop`` (the slot contributes nothing). ``codebooks`` / ``positions`` narrow the
+    codes tried (default: every codebook, every position up to the target's). Rows, strongest
+    first: position, token, codebook, layer, code, id, slot, effect; ``attrs["clean"]`` is the
+    target's value without any removal.
+    """
+    check_choice("mode", mode, ABLATION_MODES)
+    check_positive_int("batch_size", batch_size)
+    ids = _prompt(model, prompt)
+    resolved = _resolve(model, target, ids.shape[1])
+    ids = ids[:, : resolved.position + 1]  # nothing after the target matters to it
+    with torch.no_grad():
+        clean = model(ids, use_cache=True, capture=isinstance(target, CodeMargin))
+        clean_value = float(resolved.value(model, clean)[0])
+    nodes = _nodes(model, clean, resolved, codebooks, positions, ids)
+    if len(nodes):
+        nodes["effect"] = (clean_value - _ablated_values(model, ids, resolved, nodes, mode, batch_size, clean)).tolist()
+    nodes = _strongest_first(nodes)
+    nodes.attrs.update(clean=clean_value, target=repr(target), mode=mode)
+    return nodes
+
+
+def _strongest_first(nodes: pd.DataFrame) -> pd.DataFrame:
+    order = nodes["effect"].abs().sort_values(ascending=False, kind="stable").index
+    return nodes.loc[order].reset_index(drop=True)
+
+
+def attribution(
+    model: CodebookModel, prompt: Any, target: Target, mode: str = "substitute", codebooks: Any = None
+) -> pd.DataFrame:
+    """First-order estimates of ``ablation_effects`` from one forward and one backward pass.
+
+    The removal changes a site's output by ``(replacement - code) / k`` (the replacement is the
+    next-best code for ``substitute``, nothing for ``drop``); the estimate is that change times the
+    target's gradient there. Same rows as ``ablation_effects``; the effect column holds the estimates.
+    """
+    check_choice("mode", mode, ABLATION_MODES)
+    ids = _prompt(model, prompt)
+    resolved = _resolve(model, target, ids.shape[1])
+    ids = ids[:, : resolved.position + 1]
+    with torch.enable_grad():
+        out = model(ids, capture=True)
+        value = resolved.value(model, out)[0]
+        kept = [t for t in out.outputs.values() if t.requires_grad]
+        if not kept:
+            raise CodebookError("no codebook output carries a gradient; are the codebooks switched off?")
+        value.backward()
+    nodes = _nodes(model, out, resolved, codebooks, None, ids)
+    if not len(nodes):
+        return nodes
+    estimates = []
+    for position, code, value_id in zip(nodes.position.tolist(), nodes.code.tolist(), nodes.id.tolist(), strict=True):
+        index = model.names.parse_code(code)[0]
+        book_name = model.names.codebooks[index]
+        site = str(book_name.site)
+        book = model.attached[site]
+        grad = out.outputs[site].grad
+        if grad is None:  # the target does not depend on this site at all
+            estimates.append(0.0)
+            continue
+        dg, g = book.spec.group_dim, book_name.group
+        grad_here = grad.reshape(ids.shape[1], -1)[position, g * dg : (g + 1) * dg].float()
+        vectors = book.vectors.detach()[g].float()
+        change = -vectors[value_id]
+        if mode == "substitute":
+            scores = _all_scores(book, out.inputs[site][position : position + 1], g)
+            fired = out.codes.ids[0, position, index, : book.k]
+            scores[fired[fired >= 0]] = float("-inf")
+            change = change + vectors[int(scores.argmax())]
+        estimates.append(float(-(grad_here @ change) / book.k))
+    nodes["effect"] = estimates
+    nodes = _strongest_first(nodes)
+    nodes.attrs.update(clean=float(value.detach()), target=repr(target), mode=mode, estimate="gradient")
+    return nodes
+
+
+def _all_scores(book: Any, x: Tensor, group: int) -> Tensor:
+    w, bias = book.scorer(torch.float32)
+    scores = book.normalize(x.float())[0, group] @ w[group]
+    return scores if bias is None else scores + bias[group, 0]
+
+
+def code_graph(
+    model: CodebookModel,
+    prompt: Any,
+    target: Target,
+    mode: str = "substitute",
+    nodes: int = 12,
+    min_edge: float = 0.0,
+    codebooks: Any = None,
+    batch_size: int = 64,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The strongest ``nodes`` codes for ``target`` and the edges between them.
+
+    An edge ``source -> target`` is the exact effect of removing the source code on the target
+    code's firing margin (``CodeMargin``), for every pair where the source can reach the target;
+    edges weaker than ``min_edge`` (absolute) are pruned and the threshold is kept in
+    ``edges.attrs["min_edge"]``. Returns (nodes, edges) as DataFrames.
+    """
+    check_positive_int("nodes", nodes)
+    effects = ablation_effects(model, prompt, target, mode, codebooks, batch_size=batch_size)
+    top = effects.head(nodes).reset_index(drop=True)
+    rows = []
+    for down_code, down_position in zip(top.code.tolist(), top.position.tolist(), strict=True):
+        upstream = top[top.position <= down_position]
+        found = ablation_effects(
+            model,
+            prompt,
+            CodeMargin(str(down_code), int(down_position)),
+            mode,
+            codebooks=list(dict.fromkeys(upstream.codebook)),
+            positions=_unique(upstream.position),
+            batch_size=batch_size,
+        )
+        keep = found.merge(upstream[["position", "code"]], on=["position", "code"])
+        for up_code, up_position, effect in zip(keep.code, keep.position, keep.effect, strict=True):
+            rows.append((up_code, up_position, down_code, down_position, effect))
+    edges = pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
+    edges = edges[edges.effect.abs() >= min_edge]
+    edges = _strongest_first(edges)
+    edges.attrs.update(min_edge=min_edge, mode=mode)
+    top.attrs.update(effects.attrs)
+    return top, edges
+
+
+def _unique(values: Iterable[Any]) -> Sequence[int]:
+    return sorted({int(v) for v in values})
