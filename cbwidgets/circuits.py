@@ -96,6 +96,20 @@ class _Resolved:
     group: int = 0
     code: int = 0
 
+    def describe(self, model: CodebookModel) -> str:
+        """The target in words, for titles: "the log-probability of '5' after token 20"."""
+        tok = model.tokenizer
+
+        def text(token: int) -> str:
+            return repr(tok.decode([token])) if tok is not None else f"token id {token}"
+
+        if isinstance(self.target, CodeMargin):
+            return f"the firing margin of {model.names.canonical(self.target.code)} at token {self.position}"
+        if isinstance(self.target, LogitDiff):
+            return f"the logit of {text(self.tokens[0])} minus {text(self.tokens[1])} after token {self.position}"
+        measure = {"logit": "logit", "prob": "probability", "logprob": "log-probability"}[self.target.measure]
+        return f"the {measure} of {text(self.tokens[0])} after token {self.position}"
+
     def value(self, model: CodebookModel, out: CodebookOutput) -> Tensor:
         """The target in each row of a forward that ends at the target's position."""
         if isinstance(self.target, CodeMargin):
@@ -352,8 +366,15 @@ def ablation_effects(
     if len(nodes):
         nodes["effect"] = (clean_value - _ablated_values(model, ids, resolved, nodes, mode, batch_size, clean)).tolist()
     nodes = _strongest_first(nodes)
-    nodes.attrs.update(clean=clean_value, target=repr(target), mode=mode)
+    nodes.attrs.update(_attrs(model, resolved, mode), clean=clean_value)
     return nodes
+
+
+def _attrs(model: CodebookModel, resolved: _Resolved, mode: str) -> dict[str, Any]:
+    """What a result table carries: the target in words, its token (decoded) and the mode."""
+    tok = model.tokenizer
+    token = tok.decode([resolved.tokens[0]]) if resolved.tokens and tok is not None else None
+    return {"target": resolved.describe(model), "token": token, "mode": mode}
 
 
 def _strongest_first(nodes: pd.DataFrame) -> pd.DataFrame:
@@ -406,7 +427,7 @@ def attribution(
         estimates.append(float(-(grad_here @ change) / book.k))
     nodes["effect"] = estimates
     nodes = _strongest_first(nodes)
-    nodes.attrs.update(clean=float(value.detach()), target=repr(target), mode=mode, estimate="gradient")
+    nodes.attrs.update(_attrs(model, resolved, mode), clean=float(value.detach()), estimate="gradient")
     return nodes
 
 

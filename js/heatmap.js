@@ -1,15 +1,17 @@
 // CodeHeatmap: tokens down, codebooks across, each cell the code that fired there.
 // Rows are virtualised (only the visible ones exist in the DOM), so thousands of tokens paint fast.
 // Click a cell to select its code: every token where it fires lights up, and Python hears of it.
+// With effects sent (show_effects), a cell's colour is its code's effect on a target instead.
 
-import { codeColour } from "./colour.js";
-import { readCodes } from "./wire.js";
+import { codeColour, diverging, textOn } from "./colour.js";
+import { readArray, readCodes } from "./wire.js";
 import { codeName, EMPTY } from "./names.js";
 import { quotedToken, tokenSpan } from "./tokens.js";
 import { createFrame, divs } from "./frame.js";
 
 const ROW = 22; // px per token row
 const OVERSCAN = 12; // rows rendered beyond the visible ones
+const UNMEASURED = "rgb(228, 228, 228)";
 
 function render({ model, el }) {
   const frame = createFrame(el, "cbw-heatmap", model);
@@ -20,6 +22,7 @@ function render({ model, el }) {
   const [head] = divs(spacer, "cbw-hm-head");
 
   let data = null; // { tokens, labels, names, ids, T, N, K }
+  let effects = null; // { at(t, n, k), maxAbs, title } when cells are coloured by effect
   let selected = null; // { column, id }
   let painted = [-1, -1];
 
@@ -39,6 +42,7 @@ function render({ model, el }) {
       head.appendChild(label);
     }
     spacer.style.height = `${(data.T + 1) * ROW}px`;
+    readEffects();
     readSelected();
     painted = [-1, -1];
     paint();
@@ -49,6 +53,20 @@ function render({ model, el }) {
     selected = at && at.length === 2 && at[0] < data.N ? { column: at[0], id: at[1] } : null;
   }
 
+  function readEffects() {
+    const { shape, values } = readArray(model.get("effects"));
+    effects = null;
+    if (shape.length !== 3 || shape[0] !== data.T || shape[1] !== data.N || shape[2] !== data.K) return;
+    let maxAbs = 0;
+    for (const v of values) if (Number.isFinite(v)) maxAbs = Math.max(maxAbs, Math.abs(v));
+    const at = (t, n, k) => values[(t * data.N + n) * data.K + k];
+    effects = { at, maxAbs, title: model.get("effect_title") };
+  }
+
+  function effectText(value) {
+    return Number.isFinite(value) ? `${value >= 0 ? "+" : ""}${value.toPrecision(3)}` : "not measured";
+  }
+
   function fires(t, column, id) {
     for (let k = 0; k < data.K; k++) if (data.at(t, column, k) === id) return true;
     return false;
@@ -56,7 +74,10 @@ function render({ model, el }) {
 
   function paintStatus() {
     if (!selected) {
-      status.textContent = `${data.T} tokens x ${data.N} codebooks. Click a code to see where it fires.`;
+      status.textContent = effects
+        ? `Colour: ${effects.title}; blue holds it up, red pushes it down, full colour at ${effectText(effects.maxAbs)}, ` +
+          "grey not measured. Click a code to see where it fires."
+        : `${data.T} tokens x ${data.N} codebooks. Click a code to see where it fires.`;
       return;
     }
     let count = 0;
@@ -93,7 +114,17 @@ function render({ model, el }) {
       const id = data.at(t, n, 0);
       const cell = cellText("cbw-hm-cell", id === EMPTY ? "" : String(id));
       cell.dataset.n = String(n);
-      cell.style.background = codeColour(id);
+      if (effects) {
+        const value = effects.at(t, n, 0);
+        if (Number.isFinite(value)) {
+          cell.style.background = diverging(value, effects.maxAbs);
+          cell.style.color = textOn(cell.style.background);
+        } else {
+          cell.style.background = UNMEASURED; // grey, unlike white (a measured zero): it cannot reach the target
+          cell.style.color = "#888";
+        }
+        cell.classList.add("cbw-hm-effect");
+      } else cell.style.background = codeColour(id);
       if (selected) {
         if (n === selected.column && fires(t, n, selected.id)) {
           cell.classList.add("cbw-hit");
@@ -116,8 +147,12 @@ function render({ model, el }) {
     const columns = cell ? [Number(cell.dataset.n)] : [...Array(data.N).keys()];
     for (const n of columns.slice(0, 16)) {
       const ids = [];
-      for (let k = 0; k < data.K; k++) if (data.at(t, n, k) !== EMPTY) ids.push(data.at(t, n, k));
-      rows.push([data.names[n], ids.length ? ids.map((id) => codeName(data.labels[n], id)).join(", ") : "none"]);
+      for (let k = 0; k < data.K; k++) {
+        const id = data.at(t, n, k);
+        if (id === EMPTY) continue;
+        ids.push(codeName(data.labels[n], id) + (effects ? ` (${effectText(effects.at(t, n, k))})` : ""));
+      }
+      rows.push([data.names[n], ids.length ? ids.join(", ") : "none"]);
     }
     if (columns.length > 16) rows.push([`... ${columns.length - 16} more codebooks`, ""]);
     tooltip.show(event, rows);
@@ -139,7 +174,7 @@ function render({ model, el }) {
     readSelected();
     paint(true);
   });
-  for (const name of ["ids", "tokens", "labels"]) model.on(`change:${name}`, load);
+  for (const name of ["ids", "tokens", "labels", "effects", "effect_title"]) model.on(`change:${name}`, load);
   load();
   return () => tooltip.hide();
 }

@@ -168,3 +168,82 @@ def test_sixty_four_codebooks_render_and_scroll_sideways(page: Any) -> None:
     page.locator(".cbw-hm-row[data-t='2'] .cbw-hm-cell[data-n='63']").click()
     page.wait_for_function("document.querySelector('.cbw-status').textContent.startsWith('code 3.15.')")
     assert widget.selected == f"3.15.{(2 * 64 + 63) % 1000}"
+
+
+# ------------------------------------------------------------ coloured by effect
+
+
+def _effects(model: Any, ids: Any) -> Any:
+    from cbwidgets.circuits import NextToken, ablation_effects
+
+    target = NextToken(int(model(ids).logits[0, -1].argmax()), measure="logprob")
+    return ablation_effects(model, ids, target, mode="drop")
+
+
+def test_show_effects_places_each_effect_in_its_cell(model: Any) -> None:
+    ids = TokFSM().sample(1, 21, seed=11)
+    widget = cbwidgets.heatmap(model, ids)
+    effects = _effects(model, ids)
+    widget.show_effects(effects)
+    assert widget.effects.shape == widget.ids.shape
+    column = {label: i for i, label in enumerate(widget.labels)}
+    for row in effects.head(10).itertuples():
+        assert widget.effects[row.position, column[row.codebook], row.slot] == pytest.approx(row.effect, rel=1e-6)
+        assert widget.code_at(row.position, row.codebook) == row.code
+    measured = np.isfinite(widget.effects).sum()
+    assert measured == len(effects) < widget.ids.size  # codes that cannot reach the target stay unmeasured
+    assert widget.effect_title.startswith("effect on the log-probability of ") and widget.effect_title.endswith(
+        "(drop)"
+    )
+    assert widget.get_state()["effects"]["dtype"] == "float32"
+    widget.show(widget.tokens, widget.ids, widget.codebooks)  # new codes: the old effects no longer apply
+    assert widget.effects.size == 0 and widget.effect_title == ""
+
+
+def test_show_effects_refuses_tables_of_another_prompt(model: Any) -> None:
+    ids = TokFSM().sample(1, 21, seed=11)
+    widget = cbwidgets.heatmap(model, ids[:, :9])
+    with pytest.raises(CodebookError, match="outside this heatmap's 9 tokens"):
+        widget.show_effects(_effects(model, ids))
+    with pytest.raises(CodebookError, match="columns"):
+        widget.show_effects(ids)  # type: ignore[arg-type]
+    other = CodeHeatmap(["a", "b"], [[1], [2]], ["5.mlp"])
+    with pytest.raises(CodebookError, match="does not show"):
+        other.show_effects(_effects(model, ids[:, :2]))
+
+
+def test_cells_coloured_by_effect_in_chromium(page: Any, model: Any) -> None:
+    ids = TokFSM().sample(1, 21, seed=11)
+    widget = cbwidgets.heatmap(model, ids)
+    effects = _effects(model, ids)
+    widget.show_effects(effects)
+    mount(page, widget)
+    page.wait_for_selector(".cbw-hm-effect")
+    status = page.locator(".cbw-status").inner_text()
+    assert status.startswith(f"Colour: {widget.effect_title}; blue holds it up")
+    assert widget.effect_title == f"effect on the log-probability of '{effects.attrs['token']}' after token 20 (drop)"
+    column = {label: i for i, label in enumerate(widget.labels)}
+
+    def colour(position: int, codebook: str) -> str:
+        cell = page.locator(f".cbw-hm-row[data-t='{position}'] .cbw-hm-cell[data-n='{column[codebook]}']")
+        return str(cell.evaluate("c => getComputedStyle(c).backgroundColor"))
+
+    up = effects[effects.effect > 0].iloc[0]
+    down = effects[effects.effect < 0].iloc[0]
+    strongest = effects.effect.abs().max()
+    full = {True: "rgb(33, 102, 172)", False: "rgb(178, 24, 43)"}  # blue above zero, red below
+    for row in (up, down):
+        shade = colour(row.position, row.codebook)
+        if abs(row.effect) == strongest:
+            assert shade == full[row.effect > 0]
+        r, g, b = (int(v) for v in shade[4:-1].split(", "))
+        assert (b > r) == (row.effect > 0) and g < 255, (row, shade)
+    assert colour(20, "3.mlp") != colour(5, "3.mlp") == "rgb(228, 228, 228)"  # not measured: cannot reach
+    page.locator(f".cbw-hm-row[data-t='{up.position}'] .cbw-hm-cell[data-n='{column[up.codebook]}']").hover()
+    assert f"{up.code} (+" in page.locator(".cbw-tooltip").inner_text()
+    print("screenshot:", shot(page, "heatmap-effects"))
+    widget.clear_effects()  # from Python: back to a colour per id
+    page.evaluate("cbwPull()")
+    page.wait_for_function("document.querySelectorAll('.cbw-hm-effect').length === 0")
+    assert page.locator(".cbw-status").inner_text().startswith("21 tokens x 20 codebooks")
+    assert page.blocked == [] and page.js_errors == []

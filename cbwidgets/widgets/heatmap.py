@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+import traitlets
 
 from ..codes import Codes
 from ..errors import CodebookError
 from ..model import CodebookModel
 from ..names import EMPTY, CodebookNames
-from .base import STATIC, CodeGridWidget, as_array
+from .base import STATIC, Array, CodeGridWidget, as_array
 from .selection import CodeSelecting
 from .text import token_strings
 
@@ -28,10 +30,15 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting):
     Click a code to select it: every token where it fires lights up, and ``selected`` (a code name
     such as ``"1.mlp.173"``) changes, so Python code can react with ``on_select``. ``select`` takes
     a code in any form ``model.ablate`` takes.
+
+    ``show_effects(cbwidgets.circuits.ablation_effects(...))`` colours each cell by how much its
+    code matters to a target (blue holds it up, red pushes it down), instead of a pale colour per id.
     """
 
     _esm = STATIC / "heatmap.js"
     _called = "heatmap"
+    effects = Array("<f4", ndim=3)  # (tokens, codebooks, k) like ids; NaN = not measured; empty = colour by id
+    effect_title = traitlets.Unicode("").tag(sync=True)  # what the effects are effects on
 
     def __init__(
         self,
@@ -83,11 +90,54 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting):
             )
         self.codebooks = codebooks
         with self.hold_sync():
+            self.clear_effects()  # they were measured on the codes shown before
             self.tokens = tokens
             self.labels = list(codebooks.labels)
             self.names = list(codebooks.names)
             self.ids = as_array(ids, "<i4")
             self.select(selected)
+
+    # -------------------------------------------------------------- effects
+    def show_effects(self, effects: pd.DataFrame, title: str | None = None) -> None:
+        """Colour each cell by its code's effect on a target: a table as ``ablation_effects`` or
+        ``attribution`` returns (position, codebook, slot, effect). Cells without a row stay grey.
+        ``title`` says what the effects are on (default: the table's target and mode)."""
+        needed = {"position", "codebook", "slot", "effect"}
+        if not isinstance(effects, pd.DataFrame) or not needed <= set(effects.columns):
+            raise CodebookError(
+                "show_effects takes the table cbwidgets.circuits.ablation_effects (or attribution) returns, with "
+                f"columns {sorted(needed)}."
+            )
+        t, n, k = self.shape
+        grid = np.full((t, n, k), np.nan, dtype="<f4")
+        column = {label: i for i, label in enumerate(self.labels)}
+        unknown = sorted(set(effects.codebook) - set(column))
+        if unknown:
+            raise CodebookError(
+                f"the effects name codebooks {unknown[:3]} that this heatmap does not show; compute them on the same "
+                f"model and prompt."
+            )
+        positions, slots = effects.position.to_numpy(), effects.slot.to_numpy()
+        if len(effects) and (positions.min() < 0 or positions.max() >= t or slots.min() < 0 or slots.max() >= k):
+            raise CodebookError(
+                f"the effects reach position {positions.max()} or slot {slots.max()}, outside this heatmap's {t} "
+                f"tokens and k={k}; compute them on the prompt it shows."
+            )
+        grid[positions, effects.codebook.map(column).to_numpy(), slots] = effects.effect.to_numpy()
+        if title is None:
+            attrs = effects.attrs
+            title = f"effect on {attrs.get('target', 'the target')}" + (
+                f" ({attrs['mode']})" if "mode" in attrs else ""
+            )
+        with self.hold_sync():
+            self.effects = grid
+            self.effect_title = title
+
+    def clear_effects(self) -> None:
+        """Back to a pale colour per code id."""
+        with self.hold_sync():
+            self.effects = np.zeros((0, 0, 0), dtype="<f4")
+            self.effect_title = ""
 
     # -------------------------------------------------------------- reading
     def positions(self, code: Any = None) -> list[int]:
