@@ -247,3 +247,27 @@ def test_cells_coloured_by_effect_in_chromium(page: Any, model: Any) -> None:
     page.wait_for_function("document.querySelectorAll('.cbw-hm-effect').length === 0")
     assert page.locator(".cbw-status").inner_text().startswith("21 tokens x 20 codebooks")
     assert page.blocked == [] and page.js_errors == []
+
+
+@pytest.mark.parametrize("route", ["exported", "no-buffers"])
+def test_effect_colours_survive_export_and_front_ends_that_drop_buffers(
+    page: Any, tmp_path: Path, model: Any, route: str
+) -> None:
+    """The exported page (offline), and Colab's widget manager, which loses binary buffers (the
+    widget's base64 wire carries them as text there)."""
+    ids = TokFSM().sample(1, 21, seed=11)
+    widget = cbwidgets.heatmap(model, ids)
+    if route == "no-buffers":
+        widget.wire = "base64"
+    widget.show_effects(_effects(model, ids))
+    if route == "exported":
+        path = tmp_path / "effects.html"
+        widget.to_html(str(path))
+        page.goto(path.as_uri())
+    else:
+        mount(page, widget, drop_buffers=True)
+    page.wait_for_selector(".cbw-hm-effect")
+    grey = page.locator(".cbw-hm-row[data-t='5'] .cbw-hm-cell[data-n='19']")  # 3.mlp before the last token
+    assert grey.evaluate("c => getComputedStyle(c).backgroundColor") == "rgb(228, 228, 228)"
+    assert page.locator(".cbw-status").inner_text().startswith("Colour: effect on the log-probability")
+    assert page.blocked == [] and page.js_errors == []
