@@ -19,7 +19,8 @@ Effects are ``clean - ablated``: positive where the code holds the target up.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -242,6 +243,18 @@ def _as_list(values: Any) -> list[Any]:
     return list(values.tolist() if hasattr(values, "tolist") else values)
 
 
+@contextmanager
+def _evaluating(model: CodebookModel) -> Iterator[None]:
+    """Eval mode for the block: a training-mode forward would count these experiments as code usage
+    (and the next training step could revive codes by them)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def _prompt(model: CodebookModel, prompt: Any) -> Tensor:
     ids = model.as_input_ids(model.tokenize(prompt) if isinstance(prompt, str) else prompt)
     if ids.shape[0] != 1:
@@ -356,6 +369,13 @@ def ablation_effects(
     """
     check_choice("mode", mode, ABLATION_MODES)
     check_positive_int("batch_size", batch_size)
+    with _evaluating(model):
+        return _ablation_effects(model, prompt, target, mode, codebooks, positions, batch_size)
+
+
+def _ablation_effects(
+    model: CodebookModel, prompt: Any, target: Target, mode: str, codebooks: Any, positions: Any, batch_size: int
+) -> pd.DataFrame:
     ids = _prompt(model, prompt)
     resolved = _resolve(model, target, ids.shape[1])
     ids = ids[:, : resolved.position + 1]  # nothing after the target matters to it
@@ -392,16 +412,23 @@ def attribution(
     target's gradient there. Same rows as ``ablation_effects``; the effect column holds the estimates.
     """
     check_choice("mode", mode, ABLATION_MODES)
+    with _evaluating(model):
+        return _attribution(model, prompt, target, mode, codebooks)
+
+
+def _attribution(model: CodebookModel, prompt: Any, target: Target, mode: str, codebooks: Any) -> pd.DataFrame:
     ids = _prompt(model, prompt)
     resolved = _resolve(model, target, ids.shape[1])
     ids = ids[:, : resolved.position + 1]
     with torch.enable_grad():
         out = model(ids, capture=True)
         value = resolved.value(model, out)[0]
-        kept = [t for t in out.outputs.values() if t.requires_grad]
-        if not kept:
+        kept = {site: t for site, t in out.outputs.items() if t.requires_grad}
+        if not kept or not value.requires_grad:
             raise CodebookError("no codebook output carries a gradient; are the codebooks switched off?")
-        value.backward()
+        # gradients of the outputs only: the model's own .grad (a training run's) stays untouched
+        found = torch.autograd.grad(value, list(kept.values()), allow_unused=True)
+    grads = dict(zip(kept, found, strict=True))
     nodes = _nodes(model, out, resolved, codebooks, None, ids)
     if not len(nodes):
         return nodes
@@ -411,7 +438,7 @@ def attribution(
         book_name = model.names.codebooks[index]
         site = str(book_name.site)
         book = model.attached[site]
-        grad = out.outputs[site].grad
+        grad = grads.get(site)
         if grad is None:  # the target does not depend on this site at all
             estimates.append(0.0)
             continue

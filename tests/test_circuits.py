@@ -265,3 +265,15 @@ def test_logits_to_keep_gives_the_last_positions(family: str) -> None:
     x = tiny_data(2, 7)
     with torch.no_grad():
         assert torch.allclose(model(x, logits_to_keep=2).logits, model(x).logits[:, -2:], atol=1e-6)
+
+
+def test_experiments_on_a_training_model_count_no_usage_and_keep_its_mode() -> None:
+    model = tiny_model("gpt_neox", num_codes=16, k=1).train()
+    ids = tiny_data(1, 8, seed=1)
+    ablation_effects(model, ids, NextToken(2))
+    attribution(model, ids, NextToken(2))
+    assert model.training
+    assert all(p.grad is None for p in model.parameters())  # a training run's gradients stay its own
+    assert all(cb.take_step_hits().sum() == 0 for cb in model.attached.values())
+    model(ids)  # a training forward does count, so the check above can fail
+    assert all(cb.take_step_hits().sum() > 0 for cb in model.attached.values())
