@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .errors import CodebookError, check_choice, check_positive_int
+from .errors import CodebookError, check_choice
 from .interventions import ABLATION_MODES, AblateEach, InterventionPlan, SiteShape, known_codes
 from .model import CodebookModel, CodebookOutput
-from .names import EMPTY, CodeRef, as_integer
+from .names import EMPTY, CodeRef, as_integer, as_real
 
 __all__ = [
     "EDGE_COLUMNS",
@@ -368,7 +368,7 @@ def ablation_effects(
     target's value without any removal.
     """
     check_choice("mode", mode, ABLATION_MODES)
-    check_positive_int("batch_size", batch_size)
+    batch_size = _count("batch_size", batch_size)
     with _evaluating(model):
         return _ablation_effects(model, prompt, target, mode, codebooks, positions, batch_size)
 
@@ -481,7 +481,8 @@ def code_graph(
     edges weaker than ``min_edge`` (absolute) are pruned and the threshold is kept in
     ``edges.attrs["min_edge"]``. Returns (nodes, edges) as DataFrames.
     """
-    check_positive_int("nodes", nodes)
+    nodes = _count("nodes", nodes)
+    min_edge = _real("min_edge", min_edge)
     effects = ablation_effects(model, prompt, target, mode, codebooks, batch_size=batch_size)
     top = effects.head(nodes).reset_index(drop=True)
     rows = []
@@ -505,6 +506,24 @@ def code_graph(
     edges.attrs.update(min_edge=min_edge, mode=mode)
     top.attrs.update(effects.attrs)
     return top, edges
+
+
+def _count(name: str, value: Any) -> int:
+    """A positive count, from any integer type (numpy and torch ones too)."""
+    try:
+        number: int | None = as_integer(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < 1:
+        raise CodebookError(f"{name}={value!r} is not valid; give a positive integer.")
+    return number
+
+
+def _real(name: str, value: Any) -> float:
+    try:
+        return as_real(value)
+    except (TypeError, ValueError):
+        raise CodebookError(f"{name}={value!r} is not valid; give a finite number.") from None
 
 
 def _unique(values: Iterable[Any]) -> Sequence[int]:

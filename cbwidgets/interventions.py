@@ -1,7 +1,7 @@
 """Interventions on codes: values that say what to change, compiled once per ``with`` block.
 
-An intervention is a frozen value (Ablate, Force, Scale, Add, Patch) naming codes and positions; it
-knows no model. ``CodebookModel.prepare(...)`` compiles values against one model into an
+An intervention is a frozen value (Ablate, AblateEach, Force, Scale, Add, Patch) naming codes and
+positions; it knows no model. ``CodebookModel.prepare(...)`` compiles values against one model into an
 ``InterventionPlan``: every code name parsed (a bad one fails before any forward), and per site the
 codebook edits with their tables already on the model's device. ``with model.intervene(...)``
 prepares once when the block is entered and restores the previous plan in ``finally``; ``generate``

@@ -277,3 +277,16 @@ def test_experiments_on_a_training_model_count_no_usage_and_keep_its_mode() -> N
     assert all(cb.take_step_hits().sum() == 0 for cb in model.attached.values())
     model(ids)  # a training forward does count, so the check above can fail
     assert all(cb.take_step_hits().sum() > 0 for cb in model.attached.values())
+
+
+def test_counts_take_the_librarys_integers_and_refuse_the_rest() -> None:
+    model = tiny_model("gpt_neox", num_codes=16, k=1)
+    ids = tiny_data(1, 8, seed=2)
+    nodes, _ = code_graph(model, ids, NextToken(2), nodes=np.int64(3), min_edge=np.float32(0.0))
+    assert len(nodes) == 3
+    assert len(ablation_effects(model, ids, NextToken(2), batch_size=torch.tensor(2))) > 0
+    for bad in (0, True, "3", 2.5):
+        with pytest.raises(CodebookError, match="give a positive integer"):
+            code_graph(model, ids, NextToken(2), nodes=bad)  # type: ignore[arg-type]
+    with pytest.raises(CodebookError, match="min_edge"):
+        code_graph(model, ids, NextToken(2), min_edge="big")  # type: ignore[arg-type]
