@@ -19,7 +19,7 @@ Effects are ``clean - ablated``: positive where the code holds the target up.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,6 +43,7 @@ __all__ = [
     "ablation_effects",
     "attribution",
     "code_graph",
+    "graph_edges",
 ]
 
 NODE_COLUMNS = ("position", "token", "codebook", "layer", "code", "id", "slot", "effect")
@@ -212,9 +213,16 @@ def _reaches(layer: int, order: float, position: int, target: _Resolved) -> bool
 
 
 def _nodes(
-    model: CodebookModel, out: CodebookOutput, target: _Resolved, codebooks: Any, positions: Any, prompt: Tensor
+    model: CodebookModel,
+    out: CodebookOutput,
+    target: _Resolved,
+    codebooks: Any,
+    positions: Any,
+    prompt: Tensor,
+    only: set[tuple[int, str]] | None = None,
 ) -> pd.DataFrame:
-    """Every code that fired and can reach the target, one row per (position, codebook, slot)."""
+    """Every code that fired and can reach the target, one row per (position, codebook, slot);
+    ``only`` keeps just these (position, code name) pairs."""
     names = model.names
     chosen = names.select(codebooks)
     length = prompt.shape[1]
@@ -230,7 +238,7 @@ def _nodes(
             if (wanted is not None and p not in wanted) or not _reaches(layer, order, p, target):
                 continue
             for slot, code in enumerate(ids[p, index].tolist()):
-                if code == EMPTY:
+                if code == EMPTY or (only is not None and (p, names.code_name(index, code)) not in only):
                     continue
                 text = tok.decode([int(prompt[0, p])]) if tok is not None else str(int(prompt[0, p]))
                 rows.append((p, text, book.label, layer, names.code_name(index, code), code, slot, 0.0))
@@ -313,10 +321,12 @@ def _ablated_values(
     mode: str,
     batch_size: int,
     clean: CodebookOutput,
+    length: int,
 ) -> Tensor:
-    """The target with each node's code removed: one batched forward per position (and chunk)."""
+    """The target with each node's code removed: one batched forward per position (and chunk).
+    ``length`` is the whole prompt's (the one cut at the target), which enclosing interventions'
+    positions refer to."""
     values = torch.empty(len(nodes))
-    length = prompt.shape[1]
     clean_ids = clean.codes.ids[0]
     layers = torch.tensor(nodes.layer.tolist(), device=clean_ids.device)
     orders = torch.tensor(
@@ -374,17 +384,33 @@ def ablation_effects(
 
 
 def _ablation_effects(
-    model: CodebookModel, prompt: Any, target: Target, mode: str, codebooks: Any, positions: Any, batch_size: int
+    model: CodebookModel,
+    prompt: Any,
+    target: Target,
+    mode: str,
+    codebooks: Any,
+    positions: Any,
+    batch_size: int,
+    only: set[tuple[int, str]] | None = None,
 ) -> pd.DataFrame:
     ids = _prompt(model, prompt)
     resolved = _resolve(model, target, ids.shape[1])
+    length = ids.shape[1]  # an enclosing intervention's positions refer to the whole prompt
     ids = ids[:, : resolved.position + 1]  # nothing after the target matters to it
     with torch.no_grad():
-        clean = model(ids, use_cache=True, capture=isinstance(target, CodeMargin))
+        clean = model(
+            ids,
+            use_cache=True,
+            capture=isinstance(target, CodeMargin),
+            prompt_length=length,
+            total_length=length,
+        )
         clean_value = float(resolved.value(model, clean)[0])
-    nodes = _nodes(model, clean, resolved, codebooks, positions, ids)
+    nodes = _nodes(model, clean, resolved, codebooks, positions, ids, only)
     if len(nodes):
-        nodes["effect"] = (clean_value - _ablated_values(model, ids, resolved, nodes, mode, batch_size, clean)).tolist()
+        nodes["effect"] = (
+            clean_value - _ablated_values(model, ids, resolved, nodes, mode, batch_size, clean, length)
+        ).tolist()
     nodes = _strongest_first(nodes)
     nodes.attrs.update(_attrs(model, resolved, mode), clean=clean_value)
     return nodes
@@ -419,9 +445,10 @@ def attribution(
 def _attribution(model: CodebookModel, prompt: Any, target: Target, mode: str, codebooks: Any) -> pd.DataFrame:
     ids = _prompt(model, prompt)
     resolved = _resolve(model, target, ids.shape[1])
+    length = ids.shape[1]
     ids = ids[:, : resolved.position + 1]
     with torch.enable_grad():
-        out = model(ids, capture=True)
+        out = model(ids, capture=True, prompt_length=length, total_length=length)
         value = resolved.value(model, out)[0]
         kept = {site: t for site, t in out.outputs.items() if t.requires_grad}
         if not kept or not value.requires_grad:
@@ -474,38 +501,48 @@ def code_graph(
     codebooks: Any = None,
     batch_size: int = 64,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The strongest ``nodes`` codes for ``target`` and the edges between them.
+    """The strongest ``nodes`` codes for ``target`` and the edges between them (``graph_edges``).
 
-    An edge ``source -> target`` is the exact effect of removing the source code on the target
-    code's firing margin (``CodeMargin``), for every pair where the source can reach the target;
-    edges weaker than ``min_edge`` (absolute) are pruned and the threshold is kept in
-    ``edges.attrs["min_edge"]``. Returns (nodes, edges) as DataFrames.
+    Returns (nodes, edges) as DataFrames; ``nodes.attrs`` is the effects table's (target, clean
+    value, mode).
     """
     nodes = _count("nodes", nodes)
-    min_edge = _real("min_edge", min_edge)
     effects = ablation_effects(model, prompt, target, mode, codebooks, batch_size=batch_size)
     top = effects.head(nodes).reset_index(drop=True)
-    rows = []
-    for down_code, down_position in zip(top.code.tolist(), top.position.tolist(), strict=True):
-        upstream = top[top.position <= down_position]
-        found = ablation_effects(
-            model,
-            prompt,
-            CodeMargin(str(down_code), int(down_position)),
-            mode,
-            codebooks=list(dict.fromkeys(upstream.codebook)),
-            positions=_unique(upstream.position),
-            batch_size=batch_size,
-        )
-        keep = found.merge(upstream[["position", "code"]], on=["position", "code"])
-        for up_code, up_position, effect in zip(keep.code, keep.position, keep.effect, strict=True):
-            rows.append((up_code, up_position, down_code, down_position, effect))
-    edges = pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
-    edges = edges[edges.effect.abs() >= min_edge]
-    edges = _strongest_first(edges)
-    edges.attrs.update(min_edge=min_edge, mode=mode)
     top.attrs.update(effects.attrs)
-    return top, edges
+    return top, graph_edges(model, prompt, top, mode, min_edge, batch_size)
+
+
+def graph_edges(
+    model: CodebookModel,
+    prompt: Any,
+    nodes: pd.DataFrame,
+    mode: str = "substitute",
+    min_edge: float = 0.0,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """Every edge among ``nodes`` (rows of an ``ablation_effects`` table): the exact effect of
+    removing the source code on the target code's firing margin (``CodeMargin``), for each pair
+    where the source can reach the target. Edges weaker than ``min_edge`` (absolute) are pruned;
+    the threshold is kept in ``attrs["min_edge"]``."""
+    min_edge = _real("min_edge", min_edge)
+    batch_size = _count("batch_size", batch_size)
+    missing = {"position", "code", "codebook"} - set(getattr(nodes, "columns", ()))
+    if missing:
+        raise CodebookError(f"nodes must be rows of an ablation_effects table; missing columns {sorted(missing)}.")
+    pairs = {(int(p), str(c)) for p, c in zip(nodes.position.tolist(), nodes.code.tolist(), strict=True)}
+    rows = []
+    with _evaluating(model):
+        for down_code, down_position in sorted({(c, p) for p, c in pairs}, key=lambda pc: (pc[1], pc[0])):
+            found = _ablation_effects(
+                model, prompt, CodeMargin(down_code, down_position), mode, None, None, batch_size, pairs
+            )
+            for up_code, up_position, effect in zip(found.code, found.position, found.effect, strict=True):
+                rows.append((up_code, up_position, down_code, down_position, effect))
+    edges = pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
+    edges = _strongest_first(edges[edges.effect.abs() >= min_edge])
+    edges.attrs.update(min_edge=min_edge, mode=mode)
+    return edges
 
 
 def _count(name: str, value: Any) -> int:
@@ -524,7 +561,3 @@ def _real(name: str, value: Any) -> float:
         return as_real(value)
     except (TypeError, ValueError):
         raise CodebookError(f"{name}={value!r} is not valid; give a finite number.") from None
-
-
-def _unique(values: Iterable[Any]) -> Sequence[int]:
-    return sorted({int(v) for v in values})

@@ -6,6 +6,7 @@ __all__ = ["WIDGET_NAMES"]
 WIDGET_NAMES = (
     "AblationPanel",
     "CodeDashboard",
+    "CodeGraph",
     "CodeHeatmap",
     "CodeSearch",
     "FSMView",
@@ -13,6 +14,7 @@ WIDGET_NAMES = (
     "TrainingMonitor",
     "ablation_panel",
     "code_explorer",
+    "code_graph_view",
     "export_html",
     "fsm_explorer",
     "fsm_view",

@@ -290,3 +290,22 @@ def test_counts_take_the_librarys_integers_and_refuse_the_rest() -> None:
             code_graph(model, ids, NextToken(2), nodes=bad)  # type: ignore[arg-type]
     with pytest.raises(CodebookError, match="min_edge"):
         code_graph(model, ids, NextToken(2), min_edge="big")  # type: ignore[arg-type]
+
+
+def test_enclosing_interventions_keep_their_positions_when_the_target_is_earlier() -> None:
+    """Positions of an enclosing intervention refer to the whole prompt, also past the target (where
+    they change nothing the target sees) and counted from its end."""
+    model = tiny_model("gpt_neox", num_codes=16, k=1)
+    ids = tiny_data(1, 10, seed=6)
+    late = model(ids).codes["1.mlp"][0, 9, 0]
+    target = NextToken(3, position=5, measure="logprob")
+    plain = ablation_effects(model, ids, target)
+    with model.ablate(("1.mlp", late), positions=[9]):  # after the target: no effect on it
+        assert np.allclose(ablation_effects(model, ids, target).effect, plain.effect)
+        assert attribution(model, ids, target).attrs["clean"] == pytest.approx(plain.attrs["clean"], abs=1e-5)
+    early = model(ids).codes["0.mlp"][0, 2, 0]
+    with model.ablate(("0.mlp", early), positions=[-8]):  # token 2, counted from the whole prompt's end
+        under = ablation_effects(model, ids, target)
+        assert under.attrs["clean"] == pytest.approx(_value(model, ids, target), abs=1e-5)
+    with model.ablate(("0.mlp", early), positions=[2]):
+        assert under.attrs["clean"] == pytest.approx(ablation_effects(model, ids, target).attrs["clean"], abs=1e-6)

@@ -191,3 +191,39 @@ def _click_fsm_explorer(page: Any, name: str) -> None:
     page.locator(".cbw-fsm-body").scroll_into_view_if_needed()
     print("screenshot:", shot(page, name))
     assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)
+
+
+GRAPH = [
+    "import ipywidgets\nimport cbwidgets\nfrom cbwidgets.circuits import NextToken\n"
+    "from cbwidgets.tokfsm import TokFSM, load_default\nmodel = load_default()\n"
+    "walk = TokFSM().sample(1, 21, seed=11)\n"
+    "target = NextToken(int(model(walk).logits[0, -1].argmax()), measure='logprob')\n"
+    "graph = cbwidgets.code_graph_view(model, walk, target, mode='drop', nodes=8, min_edge=0.05)\n"
+    "heatmap = cbwidgets.heatmap(model, walk)\ngraph.link(heatmap)\nipywidgets.VBox([graph, heatmap])",
+]
+
+
+def test_code_graph_ablates_through_the_kernel_and_recolours_the_heatmap(front_end: FrontEnd, page: Any) -> None:
+    """A node clicked in "ablate" mode is removed in the kernel: the graph's status and title come
+    back recomputed, and the linked heatmap's colours follow; a node clicked to select lights the
+    same code up in the heatmap."""
+    front_end.open(page, "graph.ipynb", GRAPH)
+    page.wait_for_selector(".cbw-graph-node")
+    page.wait_for_selector(".cbw-hm-effect")
+    node = page.locator(".cbw-graph-node").nth(1)
+    name = node.get_attribute("data-name")
+    node.click()
+    page.wait_for_function(
+        "(c) => document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code ' + c + ' ')", arg=name
+    )
+    title = page.locator(".cbw-graph-title").inner_text()
+    page.locator(".cbw-graph-bar input[value='ablate']").check()
+    page.locator(".cbw-graph-node").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('.cbw-graph .cbw-status').textContent.includes('removed: ') && "
+        "!document.querySelector('.cbw-graph .cbw-status').textContent.includes('removed: none')",
+        timeout=120000,
+    )
+    assert page.locator(".cbw-graph-title").inner_text() != title  # the prediction moved
+    print("screenshot:", shot(page, front_end.shot_name("jupyterlab-code-graph")))
+    assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)

@@ -12,6 +12,8 @@ from .export import export_html as export_html
 from .fsm import FSMView as FSMView
 from .fsm import fsm_explorer as fsm_explorer
 from .fsm import fsm_view as fsm_view
+from .graph import CodeGraph as CodeGraph
+from .graph import code_graph_view as code_graph_view
 from .heatmap import CodeHeatmap as CodeHeatmap
 from .heatmap import heatmap as heatmap
 from .monitor import TrainingMonitor as TrainingMonitor
