@@ -7,11 +7,15 @@ code where it fires and measure the target again. ``ablation_effects`` runs it e
 - that forward starts at the position, on the clean run's keys and values for every token before
   it, since a removal cannot change the past, and stops at the target's position;
 - codes that cannot reach the target are not run: those after it, and at earlier positions those
-  at or above its layer (later positions read a layer's input, never its own output).
+  at or above its layer (later positions read a layer's input, never its own output);
+- the codes a removal cannot change (its layer and below at later tokens, the sites before it at its
+  own token) are handed over from the clean run instead of being scored again.
 
 ``attribution`` is the first-order estimate of the same numbers from one backward pass, for long
-prompts and large models; ``code_graph`` keeps the strongest codes and measures every edge between
-them (the effect of removing one code on a later code's firing margin).
+prompts and large models (it ranks well where removals are small changes, on the storyteller, and
+badly where every write is a code, on TokFSM: see ``benchmarks/circuits.py``); ``code_graph``
+keeps the strongest codes and ``graph_edges`` measures every edge between them (the effect of
+removing one code on a later code's firing margin).
 
 Effects are ``clean - ablated``: positive where the code holds the target up.
 """
