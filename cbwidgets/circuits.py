@@ -133,13 +133,16 @@ class _Resolved:
         return logits[:, self.tokens[0]]
 
 
+def _scores(book: Any, x: Tensor, group: int) -> Tensor:
+    """(rows, codes): every code's score in ``group`` for raw site inputs x (rows, dim), as selection ranks them."""
+    w, bias = book.scorer(torch.float32)
+    scores = book.normalize(x.float())[:, group] @ w[group]
+    return scores if bias is None else scores + bias[group]
+
+
 def _margins(book: Any, x: Tensor, group: int, code: int) -> Tensor:
     """(rows,) score of ``code`` minus the k-th best other score in ``group``, for raw site inputs x."""
-    w, bias = book.scorer(torch.float32)
-    xn = book.normalize(x.float())[:, group]  # (rows, dg)
-    scores = xn @ w[group]
-    if bias is not None:
-        scores = scores + bias[group]
+    scores = _scores(book, x, group)
     own = scores[:, code].clone()
     scores[:, code] = float("-inf")
     return own - scores.topk(book.k, dim=-1).values[:, -1]
@@ -478,7 +481,7 @@ def _attribution(model: CodebookModel, prompt: Any, target: Target, mode: str, c
         vectors = book.vectors.detach()[g].float()
         change = -vectors[value_id]
         if mode == "substitute":
-            scores = _all_scores(book, out.inputs[site][position : position + 1], g)
+            scores = _scores(book, out.inputs[site][position : position + 1], g)[0]
             fired = out.codes.ids[0, position, index, : book.k]
             scores[fired[fired >= 0]] = float("-inf")
             change = change + vectors[int(scores.argmax())]
@@ -487,12 +490,6 @@ def _attribution(model: CodebookModel, prompt: Any, target: Target, mode: str, c
     nodes = _strongest_first(nodes)
     nodes.attrs.update(_attrs(model, resolved, mode), clean=float(value.detach()), estimate="gradient")
     return nodes
-
-
-def _all_scores(book: Any, x: Tensor, group: int) -> Tensor:
-    w, bias = book.scorer(torch.float32)
-    scores = book.normalize(x.float())[0, group] @ w[group]
-    return scores if bias is None else scores + bias[group, 0]
 
 
 def code_graph(
