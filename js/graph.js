@@ -2,8 +2,8 @@
 // token positions that hold a node, with the prompt's tokens along the bottom; a circle's area is
 // its code's effect on the target, blue where it holds the target up, red where it pushes it down.
 // Lines are edges: removing the lower code moves the upper code's firing margin. Hover for the
-// numbers; click a node to select its code, or (click to: ablate) to remove it at that token and
-// have the kernel recompute the graph.
+// numbers and what the code is about; click a node to select its code (and its token), or
+// (click to: ablate) to remove it at that token and have the kernel recompute the graph.
 
 import { diverging } from "./colour.js";
 import { readArray } from "./wire.js";
@@ -59,10 +59,12 @@ function render({ model, el }) {
     const M = nodes.shape.length === 2 ? nodes.shape[0] : 0;
     const E = edges.shape.length === 2 ? edges.shape[0] : 0;
     const labels = model.get("labels");
+    const notes = model.get("node_notes") || [];
     const list = [];
     for (let i = 0; i < M; i++) {
       const [position, book, id, layer] = nodes.values.subarray(i * 4, i * 4 + 4);
-      list.push({ i, position, book, id, layer, effect: effects[i], name: codeName(labels[book], id) });
+      const name = codeName(labels[book], id);
+      list.push({ i, position, book, id, layer, effect: effects[i], name, note: notes[i] || "" });
     }
     const links = [];
     for (let e = 0; e < E; e++) links.push({ from: edges.values[2 * e], to: edges.values[2 * e + 1], effect: edgeEffects[e] });
@@ -142,7 +144,8 @@ function render({ model, el }) {
       make("circle", { cx: n.x, cy: n.y, r, fill: diverging(n.effect, maxAbs), stroke: "#333" }, g);
       const label = make("text", { class: "cbw-graph-name", x: n.x, y: n.y + MAX_R + 12, "text-anchor": "middle" }, g);
       label.textContent = n.name;
-      if (n.name === model.get("selected")) g.classList.add("cbw-graph-chosen");
+      const chosen = n.name === model.get("selected") && n.position === model.get("selected_position");
+      if (chosen) g.classList.add("cbw-graph-chosen");
     }
   }
 
@@ -152,12 +155,17 @@ function render({ model, el }) {
     const n = data.list[Number(g.dataset.i)];
     const into = data.links.filter((l) => l.to === n.i).length;
     const out = data.links.filter((l) => l.from === n.i).length;
-    tooltip.show(event, [
+    const rows = [
       ["code", n.name],
       ["token", `${n.position}: ${quotedToken(data.tokens[n.position] ?? "")}`],
       ["effect on the target", `${n.effect >= 0 ? "+" : ""}${n.effect.toPrecision(3)}`],
       ["edges", `${into} in, ${out} out`],
-    ]);
+    ];
+    if (n.note) {
+      const cut = n.note.indexOf(": ");
+      rows.push(cut > 0 ? [n.note.slice(0, cut), n.note.slice(cut + 2)] : ["about", n.note]);
+    }
+    tooltip.show(event, rows);
   });
   svg.addEventListener("mouseleave", () => tooltip.hide());
   svg.addEventListener("click", (event) => {
@@ -168,14 +176,17 @@ function render({ model, el }) {
       requests.send({ ablated: [...model.get("ablated"), { code: n.name, position: n.position }] });
       return;
     }
-    const again = model.get("selected") === n.name; // a second click clears
+    // a second click on the selected node clears
+    const again = model.get("selected") === n.name && model.get("selected_position") === n.position;
+    model.set("selected_position", again ? -1 : n.position);
     model.set("selected_at", again ? [] : [n.book, n.id]);
     model.save_changes();
   });
 
   requests.onAnswer(load);
-  for (const name of ["nodes", "node_effects", "edges", "title", "status"]) model.on(`change:${name}`, load);
+  for (const name of ["nodes", "node_effects", "edges", "node_notes", "title", "status"]) model.on(`change:${name}`, load);
   model.on("change:selected", draw);
+  model.on("change:selected_position", draw);
   model.on("change:click", () => checkRadio(click, model.get("click")));
   load();
   return () => tooltip.hide();

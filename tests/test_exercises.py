@@ -113,6 +113,8 @@ def test_solutions_pass_every_check(name: str) -> None:
 
 
 def test_every_check_says_not_yet_to_an_answer_left_blank() -> None:
+    from cbwidgets.circuits import NextToken
+    from cbwidgets.exercises.circuits import CircuitChecks
     from cbwidgets.exercises.intervention import InterventionChecks
     from cbwidgets.exercises.search import SearchChecks
     from cbwidgets.exercises.tokfsm import TokFSMChecks
@@ -127,6 +129,7 @@ def test_every_check_says_not_yet_to_an_answer_left_blank() -> None:
         InterventionChecks(model, fsm.sample(1, 41, seed=2)),
         SearchChecks(index, model),
         TrainingChecks(model, fsm),
+        CircuitChecks(model, fsm.sample(1, 21, seed=11), NextToken(1, measure="logprob")),
         _steering_checks(),
     ):
         methods = [getattr(checks, n) for n in dir(checks) if n.startswith("exercise_")]
@@ -300,3 +303,54 @@ def test_tokfsm_and_search_checks_explain_wrong_answers() -> None:
     assert sevens and others
     assert search.exercise_2(sevens[0])
     assert "up most" in repr(search.exercise_2(others[0])) and sevens[0] not in repr(search.exercise_2(others[0]))
+
+
+def test_circuit_checks_take_every_correct_form_and_explain_wrong_ones() -> None:
+    """06's checks, against effects computed here by plain ablations (one forward per code)."""
+    from cbwidgets.circuits import NextToken
+    from cbwidgets.exercises.circuits import CircuitChecks
+
+    model = load_default()
+    walk = TokFSM().sample(1, 21, seed=11)
+    token = int(model(walk).logits[0, -1].argmax())
+    checks = CircuitChecks(model, walk, NextToken(token, measure="logprob"))
+
+    def value() -> float:
+        with torch.no_grad():
+            return float(model(walk).logits[0, -1].log_softmax(-1)[token])
+
+    clean = value()
+    drops = {}
+    for book in range(len(model.names)):
+        code = int(checks.codes[19, book, 0])
+        name = model.names.code_name(book, code)
+        with model.ablate(name, [19], mode="drop"):
+            drops[name] = clean - value()
+    ranked = sorted(drops, key=drops.get, reverse=True)
+    best, other = ranked[0], ranked[1]
+    book, code = model.names.parse_code(best)
+    names = model.names.codebooks[book]
+    for form in (best, (names.label, np.int64(code)), (names.name, torch.tensor(code))):
+        assert checks.exercise_1(form), form
+    wrong = repr(checks.exercise_1(other))
+    assert "another code there lowers it more" in wrong and best not in wrong
+    nowhere = next(f"0.mlp.{c}" for c in range(1000) if c not in set(checks.codes[:, 0, 0].tolist()) | {5})
+    assert "not at token 19" in repr(checks.exercise_1(nowhere))
+    # exercise 2: the strongest code removed at its token, then each remaining code dropped by hand
+    strongest = checks.effects.iloc[0]
+    with model.ablate(strongest.code, [int(strongest.position)], mode="drop"):
+        base = value()
+        after = {}
+        with torch.no_grad():
+            codes = model(walk).codes.ids[0]
+        for book in range(len(model.names)):
+            name = model.names.code_name(book, int(codes[20, book, 0]))
+            if codes[20, book, 0] >= 0 and name != strongest.code:
+                with model.ablate(name, [20], mode="drop"):
+                    after[name] = base - value()
+    top = max(after, key=after.get)
+    assert checks.exercise_2(top), (top, after[top])
+    assert "is the code that was removed" in repr(checks.exercise_2(strongest.code))
+    weaker = sorted(after, key=after.get)[0]
+    said = repr(checks.exercise_2(weaker))
+    assert "another code holds the prediction up more" in said and top not in said

@@ -12,6 +12,8 @@ import torch
 import cbwidgets
 from cbwidgets import CodebookError
 from cbwidgets.circuits import NextToken, ablation_effects, graph_edges
+from cbwidgets.code_effects import code_logit_effect
+from cbwidgets.index import CodeIndex
 from cbwidgets.tokfsm import TokFSM, load_default
 from tests.browser import mount, shot
 
@@ -95,6 +97,57 @@ def test_linked_heatmap_selects_together_and_is_coloured_by_effect(model: Any, w
         graph.link(cbwidgets.heatmap(model, walk[:, :9]))
 
 
+def test_nodes_say_what_their_codes_are_about(model: Any, walk: Any, target: Any, graph: Any) -> None:
+    assert len(graph.node_notes) == len(graph.nodes)
+    for code, note in zip(graph.nodes_frame.code, graph.node_notes, strict=True):
+        effect = code_logit_effect(model, code, top=4)
+        assert note == "writes toward: " + ", ".join(repr(t) for t in effect[effect.effect > 0].token)
+    index = CodeIndex.build(model, TokFSM().sample(40, 64, seed=5), progress=False)
+    indexed = cbwidgets.code_graph_view(model, walk, target, mode="drop", nodes=8, index=index)
+    for code, note in zip(indexed.nodes_frame.code, indexed.node_notes, strict=True):
+        top = index.code_stats(code, top=4)["top_tokens"]
+        shown = ", ".join(f"{t!r} ({n})" for t, n in top) or "nothing in the index"  # a rare code may not fire there
+        assert note == f"fires on: {shown}"
+    assert sum(note != "fires on: nothing in the index" for note in indexed.node_notes) >= 4
+    with pytest.raises(CodebookError, match="other codebooks"):
+        cbwidgets.code_graph_view(model, walk, target, index=CodeIndex.build(cbwidgets.storyteller(), ["a b"]))
+
+
+def test_a_linked_dashboard_opens_the_selected_node(model: Any, graph: Any) -> None:
+    index = CodeIndex.build(model, TokFSM().sample(40, 64, seed=5), progress=False)
+    dashboard = cbwidgets.CodeDashboard(index, graph.nodes_frame.code[3], model)
+    graph.link(dashboard)
+    graph.select(graph.nodes_frame.code[1])
+    assert dashboard.code == graph.nodes_frame.code[1] and dashboard.stats["code"] == graph.nodes_frame.code[1]
+    graph.select("")  # clearing the selection leaves the dashboard where it is
+    assert dashboard.code == graph.nodes_frame.code[1] and graph.error == ""
+
+
+def test_a_linked_panel_edits_the_model_under_the_graph(model: Any, walk: Any, target: Any, graph: Any) -> None:
+    panel = cbwidgets.ablation_panel(model, walk)
+    graph.link(panel)
+    clean = graph.effects.attrs["clean"]
+    first = graph.nodes_frame.iloc[0]
+    panel.edits = [{"code": first.code, "scale": np.float32(0.0)}]  # everywhere it fires, in substitute mode
+    with model.ablate(first.code, mode="substitute"):
+        expected = ablation_effects(model, walk, target, mode="drop")
+    assert graph.effects.attrs["clean"] == pytest.approx(expected.attrs["clean"], abs=1e-5) != pytest.approx(clean)
+    assert list(graph.nodes_frame.code) == list(expected.head(8).code)
+    assert f"panel edits: {first.code}x0" in graph.status
+    # a node selected in the graph moves the panel to its token, with or without a click's position
+    last = graph.nodes_frame.iloc[-1]
+    graph.select(last.code)
+    assert graph.selected_position == int(last.position) and panel.position == int(last.position)
+    panel.reset()
+    assert graph.effects.attrs["clean"] == pytest.approx(clean, abs=1e-6) and "panel edits: none" in graph.status
+    with pytest.raises(CodebookError, match="already linked"):
+        graph.link(cbwidgets.ablation_panel(model, walk))
+    with pytest.raises(CodebookError, match="another prompt"):
+        cbwidgets.code_graph_view(model, walk, target, nodes=4).link(cbwidgets.ablation_panel(model, walk[:, :9]))
+    with pytest.raises(CodebookError, match="links to a CodeHeatmap"):
+        graph.link(object())  # type: ignore[arg-type]
+
+
 def test_clicks_select_and_ablate_in_chromium(page: Any, graph: Any) -> None:
     mount(page, graph)
     assert page.locator(".cbw-graph-node").count() == 8
@@ -104,9 +157,11 @@ def test_clicks_select_and_ablate_in_chromium(page: Any, graph: Any) -> None:
     name = node.get_attribute("data-name")
     node.hover()
     assert name in page.locator(".cbw-tooltip").inner_text()
+    assert graph.node_notes[0].split(": ")[1] in page.locator(".cbw-tooltip").inner_text()
+    print("screenshot:", shot(page, "code-graph-hover"))
     node.click()
     page.wait_for_selector(".cbw-graph-chosen")
-    assert graph.selected == name
+    assert graph.selected == name and graph.selected_position == int(node.get_attribute("data-position"))
     print("screenshot:", shot(page, "code-graph"))
     page.locator(".cbw-graph-bar input[value='ablate']").check()
     page.wait_for_function("() => true")

@@ -3,9 +3,12 @@
 Nodes are the strongest codes by their exact effect on a target (``cbwidgets.circuits``), laid
 out by layer (rows, the last layer on top) and token position (columns, the prompt's tokens along
 the axis); size is the effect's size, colour its sign (blue holds the target up, red pushes it
-down). Edges are the effects of removing one code on a later code's firing margin. Click a node to
-select its code (a linked heatmap selects it too); with "click to: ablate", a click removes that
+down). Edges are the effects of removing one code on a later code's firing margin. Hovering a node
+tells what its code is about: the tokens it fires on most (given a CodeIndex) or the tokens it
+writes toward. Click a node to select its code (a linked heatmap selects it too, a linked dashboard
+opens it, a linked ablation panel moves to its token); with "click to: ablate", a click removes that
 code at that token and the kernel recomputes the whole graph and the prediction under the removal.
+A linked ablation panel's edits hold under the graph too: moving a slider there recomputes it here.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ import pandas as pd
 import traitlets
 
 from ..circuits import Target, ablation_effects, graph_edges
+from ..code_effects import code_logit_effect, residual_vector
 from ..errors import CodebookError, check_choice
-from ..interventions import ABLATION_MODES, Ablate
+from ..index import CodeIndex
+from ..interventions import ABLATION_MODES, Ablate, Intervention
 from ..model import CodebookModel
 from ..names import as_integer
+from .ablation import AblationPanel
 from .base import STATIC, Array, Integer, as_array, refusing
+from .dashboard import CodeDashboard
 from .heatmap import CodeHeatmap
 from .selection import CodeSelecting
 from .text import token_strings
@@ -37,7 +44,9 @@ class CodeGraph(CodeSelecting):
 
     ``ablated`` lists ``{"code": "1.mlp.173", "position": 12}`` removals the graph is computed under
     (set it from Python too, or call ``reset()``); ``nodes_frame`` and ``edges_frame`` are the
-    tables drawn.
+    tables drawn. ``index`` (a CodeIndex of the same codebooks) makes each node's hover name the
+    tokens its code fires on most; without one it names the tokens the code writes toward.
+    ``selected_position`` is the token of the node selected last (a click sets it with the code).
     """
 
     _esm = STATIC / "graph.js"
@@ -50,6 +59,8 @@ class CodeGraph(CodeSelecting):
     node_effects = Array("<f4")  # (M,)
     edges = Array("<i4", ndim=2)  # (E, 2): source row, target row of nodes
     edge_effects = Array("<f4")  # (E,)
+    node_notes = traitlets.List(traitlets.Unicode()).tag(sync=True)  # per node: what its code is about
+    selected_position = Integer(-1).tag(sync=True)
     target_position = Integer(0).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)  # the target in words, with its value
     click = traitlets.Unicode("select").tag(sync=True)
@@ -66,13 +77,20 @@ class CodeGraph(CodeSelecting):
         mode: str = "substitute",
         nodes: int = 12,
         min_edge: float = 0.0,
+        index: CodeIndex | None = None,
     ) -> None:
         check_choice("mode", mode, ABLATION_MODES)
+        if index is not None and list(index.codebooks.labels) != list(model.names.labels):
+            raise CodebookError(
+                "the index holds other codebooks than the model; build it with CodeIndex.build(model, corpus)."
+            )
         ids = model.as_input_ids(model.tokenize(prompt) if isinstance(prompt, str) else prompt)
         if ids.shape[0] != 1:
             raise CodebookError(f"the graph shows one prompt; got a batch of {ids.shape[0]}. Pass one text.")
         self._model, self._ids, self._target, self._mode = model, ids, target, mode
-        self._top, self._min_edge = nodes, min_edge
+        self._top, self._min_edge, self._index = nodes, min_edge, index
+        self._notes: dict[str, str] = {}  # per code: a node's hover line, kept across recomputes
+        self._panel: AblationPanel | None = None  # a linked panel's edits hold under the graph
         self.codebooks = model.names
         self.effects = pd.DataFrame()
         self.nodes_frame = pd.DataFrame()
@@ -123,10 +141,13 @@ class CodeGraph(CodeSelecting):
             self.ablated = []
         self._recompute()
 
+    def _outer(self) -> list[Intervention]:
+        return [] if self._panel is None else self._panel.interventions()
+
     def _recompute(self) -> None:
         model = self._model
         removals = [Ablate(a["code"], [a["position"]], self._mode) for a in self.ablated]
-        with model.intervene(*removals):
+        with model.intervene(*self._outer(), *removals):
             effects = ablation_effects(model, self._ids, self._target, self._mode)
             top = effects.head(self._top).reset_index(drop=True)
             edges = graph_edges(model, self._ids, top, self._mode, self._min_edge)
@@ -146,19 +167,95 @@ class CodeGraph(CodeSelecting):
             ]
             self.edges = as_array(np.asarray(pairs, dtype=np.int32).reshape(-1, 2), "<i4")
             self.edge_effects = as_array(edges.effect.to_numpy(), "<f4")
+            self.node_notes = [self._note(code) for code in top.code]
             attrs = effects.attrs
             self.target_position = int(top.position.max()) if len(top) else len(self.tokens) - 1
             self.title = f"{attrs.get('target', '')}: {attrs.get('clean', float('nan')):.3f}"
             removed = ", ".join(f"{a['code']}@{a['position']}" for a in self.ablated) or "none"
+            panel = ""
+            if self._panel is not None:
+                edits = ", ".join(f"{e['code']}x{e['scale']:g}" for e in self._panel.edits) or "none"
+                panel = f"; panel edits: {edits}"
             self.status = (
                 f"{len(top)} strongest of {len(effects)} codes, {len(edges)} edges (|effect| >= {self._min_edge:g}); "
-                f"mode {self._mode}; removed: {removed}"
+                f"mode {self._mode}; removed: {removed}{panel}"
             )
 
+    def _note(self, code: str) -> str:
+        """What a code is about, in a few tokens: where it fires (index) or what it writes toward."""
+        if code not in self._notes:
+            tok = self._model.tokenizer
+            if self._index is not None:
+                top = self._index.code_stats(code, top=4)["top_tokens"]
+                shown = ", ".join(f"{_quoted(token)} ({count})" for token, count in top)
+                self._notes[code] = f"fires on: {shown}" if shown else "fires on: nothing in the index"
+            elif tok is not None and residual_vector(self._model, code) is not None:
+                table = code_logit_effect(self._model, code, top=4)
+                up = table[table.effect > 0].token.tolist()
+                self._notes[code] = "writes toward: " + ", ".join(_quoted(t) for t in up)
+            else:
+                self._notes[code] = ""
+        return self._notes[code]
+
+    @traitlets.observe("selected")
+    def _node_position(self, change: dict[str, Any]) -> None:
+        """A code selected from Python (or a linked view) is at its first node's token, unless the
+        click that selected it named another node of that code."""
+        frame = self.nodes_frame
+        if not change["new"] or not len(frame):
+            return
+        at = frame.position[frame.code == change["new"]].tolist()
+        if at and self.selected_position not in at:
+            self.selected_position = int(at[0])
+
     # ------------------------------------------------------------- linking
-    def link(self, heatmap: CodeHeatmap) -> None:
-        """Select codes in this graph and in ``heatmap`` together, and colour the heatmap's cells by
-        their effect on this graph's target (kept up to date as removals change it)."""
+    def link(self, other: CodeHeatmap | CodeDashboard | AblationPanel) -> None:
+        """Wire this graph to another view of the same model.
+
+        - a CodeHeatmap of the same prompt: select codes together; the heatmap's cells are coloured by
+          their effect on this graph's target (kept up to date as removals change it);
+        - a CodeDashboard (of an index of the same codebooks): a selected node opens its code there;
+        - an AblationPanel of the same prompt: its edits hold under this graph (a slider moved there
+          recomputes the graph), and a selected node moves the panel to that node's token.
+        """
+        if isinstance(other, CodeHeatmap):
+            self._link_heatmap(other)
+        elif isinstance(other, CodeDashboard):
+            self._link_dashboard(other)
+        elif isinstance(other, AblationPanel):
+            self._link_panel(other)
+        else:
+            raise CodebookError(
+                f"a graph links to a CodeHeatmap, a CodeDashboard or an AblationPanel; got {type(other).__name__}."
+            )
+
+    def _link_dashboard(self, dashboard: CodeDashboard) -> None:
+        if list(dashboard._index.codebooks.labels) != list(self.labels):
+            raise CodebookError("the dashboard's index holds other codebooks; build it from this graph's model.")
+        self.on_select(lambda code: dashboard.show(code) if code else None)
+        if self.selected:
+            dashboard.show(self.selected)
+
+    def _link_panel(self, panel: AblationPanel) -> None:
+        if panel._model is not self._model or panel.tokens != self.tokens:
+            raise CodebookError("the panel shows another prompt or model; make it from the same model and prompt.")
+        if self._panel is not None:
+            raise CodebookError("this graph is already linked to an ablation panel; make a new graph for another.")
+        self._panel = panel
+
+        def follow(change: dict[str, Any]) -> None:
+            if change["name"] == "position" and panel.where != "token":
+                return  # edits that hold everywhere do not depend on the panel's token
+            self._recompute()
+
+        panel.observe(self.guarded(follow), names=["edits", "mode", "where", "position"])
+        self.observe(
+            lambda change: setattr(panel, "position", change["new"]) if change["new"] >= 0 else None,
+            names="selected_position",
+        )
+        self._recompute()
+
+    def _link_heatmap(self, heatmap: CodeHeatmap) -> None:
         if heatmap.codebooks != self.codebooks or heatmap.tokens != self.tokens:
             raise CodebookError("the heatmap shows another prompt or model; make it from the same model and prompt.")
         heatmap.observe(lambda change: self.select(change["new"]), names="selected")
@@ -190,7 +287,17 @@ class CodeGraph(CodeSelecting):
 
 
 def code_graph_view(
-    model: CodebookModel, prompt: Any, target: Target, mode: str = "substitute", nodes: int = 12, min_edge: float = 0.0
+    model: CodebookModel,
+    prompt: Any,
+    target: Target,
+    mode: str = "substitute",
+    nodes: int = 12,
+    min_edge: float = 0.0,
+    index: CodeIndex | None = None,
 ) -> CodeGraph:
     """``cbwidgets.code_graph_view(model, prompt, NextToken(...))``: the codes that make a prediction."""
-    return CodeGraph(model, prompt, target, mode, nodes, min_edge)
+    return CodeGraph(model, prompt, target, mode, nodes, min_edge, index)
+
+
+def _quoted(token: str) -> str:
+    return repr(token)
