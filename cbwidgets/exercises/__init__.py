@@ -79,6 +79,11 @@ class PromptChecks:
         """``read_code`` on this model: the code answer read, or the feedback on why not."""
         return read_code(self.model, exercise, answer, label)
 
+    def read_name(self, exercise: str, answer: Any) -> str | Feedback:
+        """The written name of a code answer in any form, or the feedback on why it is not one."""
+        read = self.read_code(exercise, answer)
+        return read if isinstance(read, Feedback) else read[2]
+
     def fires_at(self, book: int, code: int) -> list[int]:
         """The prompt's token positions where the code fires."""
         return (self.codes[:, book, :] == code).any(-1).nonzero().flatten().tolist()

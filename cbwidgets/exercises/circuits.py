@@ -36,10 +36,9 @@ class CircuitChecks(PromptChecks):
     def exercise_1(self, answer: Any) -> Feedback:
         """Which code at the last state's first digit, removed (drop), lowers the prediction most?"""
         exercise = "Exercise 1"
-        read = self.read_code(exercise, answer)
-        if isinstance(read, Feedback):
-            return read
-        _, _, name = read
+        name = self.read_name(exercise, answer)
+        if isinstance(name, Feedback):
+            return name
         at = self.read_at
         effect = self._effect(self.effects, name, at)
         if effect is None:
@@ -59,10 +58,9 @@ class CircuitChecks(PromptChecks):
     def exercise_2(self, answer: Any) -> Feedback:
         """With the strongest code removed at its token, which code now holds the prediction up most?"""
         exercise = "Exercise 2"
-        read = self.read_code(exercise, answer)
-        if isinstance(read, Feedback):
-            return read
-        _, _, name = read
+        name = self.read_name(exercise, answer)
+        if isinstance(name, Feedback):
+            return name
         strongest = self.effects.iloc[0]
         if name == strongest.code:
             return Feedback(
