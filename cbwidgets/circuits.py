@@ -2,14 +2,15 @@
 
 With k codes per token and codebook, "which codes caused this?" is a finite experiment: remove each
 code where it fires and measure the target again. ``ablation_effects`` runs it exactly and cheaply:
-- the removals at one position share one batched forward (``AblateEach``: a different code in each
-  row);
-- that forward starts at the position, on the clean run's keys and values for every token before
-  it, since a removal cannot change the past, and stops at the target's position;
+- the removals at one position (and at the next ones, while they fit in a batch) share one batched
+  forward (``AblateEach``: a different code in each row);
+- that forward starts at the first of those positions, on the clean run's keys and values for every
+  token before it, since a removal cannot change the past, and stops at the target's position;
 - codes that cannot reach the target are not run: those after it, and at earlier positions those
   at or above its layer (later positions read a layer's input, never its own output);
 - the codes a removal cannot change (its layer and below at later tokens, the sites before it at its
-  own token) are handed over from the clean run instead of being scored again.
+  own token) are handed over from the clean run instead of being scored again, and so are the codes
+  nothing reads on the way to the target (the target's layer at earlier tokens).
 
 ``attribution`` is the first-order estimate of the same numbers from one backward pass, for long
 prompts and large models (it ranks well where removals are small changes, on the storyteller, and
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -299,24 +301,53 @@ def _sites(model: CodebookModel) -> dict[str, _Site]:
     return out
 
 
-def _known(model: CodebookModel, clean_ids: Tensor, p: int, q: int, layers: Tensor, orders: Tensor) -> InterventionPlan:
-    """The codes each row's removal cannot change, from the clean run, so they are not scored again:
-    at every site of the removed code's layer and below at later positions, and at the sites before
-    it at its own position (a layer reads only its input at other positions)."""
+def _known(
+    model: CodebookModel, clean_ids: Tensor, p: int, target: _Resolved, at: Tensor, layers: Tensor, orders: Tensor
+) -> InterventionPlan:
+    """The codes each row's removal cannot change, from the clean run, so they are not scored again,
+    for a forward from position ``p`` to the target where row r removes a code at position ``at[r]``:
+    every site before ``at[r]``; the sites before the removed code at ``at[r]``; every site of its
+    layer and below after it (a layer reads only its input at other positions). Sites whose codes
+    cannot reach the target (the target's layer and above at earlier positions, say) are not scored
+    either: whatever they hold, the target reads none of it."""
     sites = _sites(model)
     shapes = {name: SiteShape(cb.groups, cb.num_codes, cb.k) for name, cb in model.attached.items()}
-    n, span = len(layers), q - p + 1
+    q = target.position
+    span = torch.arange(p, q + 1, device=at.device)[None, :]  # (1, span)
+    before, same, after = span < at[:, None], span == at[:, None], span > at[:, None]  # (n, span)
     known = {}
     for name, site in sites.items():
         ids = clean_ids[p : q + 1][:, list(site.columns), : site.k]  # (span, G, k)
-        later = site.layer <= layers  # (n,)
-        first = (site.layer < layers) | ((site.layer == layers) & (site.order < orders))
-        mask = torch.cat([first[:, None], later[:, None].expand(n, span - 1)], dim=1)
+        below = (site.layer < layers) | ((site.layer == layers) & (site.order < orders))  # (n,)
+        mask = before | (same & below[:, None]) | (after & (site.layer <= layers)[:, None])
         mask &= (ids >= 0).all(-1).all(-1)[None, :]  # a slot emptied by an enclosing intervention: recompute
+        unread = [not _reaches(site.layer, site.order, position, target) for position in range(p, q + 1)]
+        mask |= torch.tensor(unread, device=mask.device)[None, :]
         if mask.any():
             groups = len(site.columns)
-            known[name] = (mask[..., None].expand(n, span, groups), ids[None].expand(n, -1, -1, -1))
+            ids = ids.clamp_min(0)  # an unread site's emptied slot: any code serves, nothing reads it
+            known[name] = (mask[..., None].expand(-1, -1, groups), ids[None].expand(len(at), -1, -1, -1))
     return known_codes(shapes, known)
+
+
+_WINDOW = 8  # positions at most this far apart share a forward: the rows of the later ones rerun the tokens between
+
+
+def _windows(positions: list[int], counts: dict[int, int], batch_size: int) -> Iterator[tuple[int, list[int]]]:
+    """Neighbouring positions whose removals share one forward (from the first of them), at most
+    ``batch_size`` rows; a position with more rows than that has a window of its own."""
+    start, rows = -1, 0
+    members: list[int] = []
+    for p in positions:
+        if members and (rows + counts[p] > batch_size or p - start >= _WINDOW):
+            yield start, members
+            members, rows = [], 0
+        if not members:
+            start = p
+        members.append(p)
+        rows += counts[p]
+    if members:
+        yield start, members
 
 
 @torch.no_grad()
@@ -341,8 +372,9 @@ def _ablated_values(
         device=clean_ids.device,
     )
     at = nodes.position.to_numpy()
-    for p in sorted(set(at.tolist())):
-        members = torch.from_numpy((at == p).nonzero()[0])
+    counts = {int(p): int(n) for p, n in zip(*np.unique(at, return_counts=True), strict=True)}
+    for p, window in _windows(sorted(counts), counts, batch_size):
+        members = torch.from_numpy(np.isin(at, window).nonzero()[0])
         suffix = prompt[:, p : target.position + 1]
         for start in range(0, len(members), batch_size):
             rows = members[start : start + batch_size]
@@ -351,8 +383,9 @@ def _ablated_values(
                 cache = copy.deepcopy(clean.cache)
                 cache.crop(p - int(cache.get_seq_length()))  # keep the first p tokens
                 cache.batch_repeat_interleave(len(rows))
-            plan = AblateEach(list(nodes.code.iloc[rows.numpy()]), [p] * len(rows), mode=mode)
-            reuse = _known(model, clean_ids, p, target.position, layers[rows], orders[rows])
+            where = torch.from_numpy(at[rows.numpy()]).to(clean_ids.device)
+            plan = AblateEach(list(nodes.code.iloc[rows.numpy()]), where.tolist(), mode=mode)
+            reuse = _known(model, clean_ids, p, target, where, layers[rows], orders[rows])
             with model.intervene(plan, reuse):
                 out = model(
                     suffix.expand(len(rows), -1),

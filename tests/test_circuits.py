@@ -99,12 +99,14 @@ def test_ablate_each_says_what_is_wrong() -> None:
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama"])
 @pytest.mark.parametrize("mode", ["substitute", "drop"])
-def test_exact_effects_equal_one_forward_per_code(family: str, mode: str) -> None:
+@pytest.mark.parametrize("batch_size", [7, 64])
+def test_exact_effects_equal_one_forward_per_code(family: str, mode: str, batch_size: int) -> None:
     model = tiny_model(family, num_codes=16, k=2)
     ids = tiny_data(1, 10, seed=3)
     target = NextToken(5, position=8, measure="logprob")
     clean = _value(model, ids, target)
-    found = ablation_effects(model, ids, target, mode=mode, batch_size=7)  # chunks of 7 rows too
+    # 7: a position's rows in chunks; 64: the rows of several positions in one forward
+    found = ablation_effects(model, ids, target, mode=mode, batch_size=batch_size)
     assert found.attrs["clean"] == pytest.approx(clean, abs=1e-5)
     got = {(row.position, row.code): row.effect for row in found.itertuples()}
     assert len(got) == len(found)
