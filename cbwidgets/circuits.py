@@ -38,6 +38,7 @@ from .errors import CodebookError, check_choice
 from .interventions import ABLATION_MODES, AblateEach, InterventionPlan, SiteShape, known_codes
 from .model import CodebookModel, CodebookOutput
 from .names import EMPTY, CodeRef, as_integer, as_real
+from .quiet_removals import quiet_removals
 
 __all__ = [
     "EDGE_COLUMNS",
@@ -302,14 +303,22 @@ def _sites(model: CodebookModel) -> dict[str, _Site]:
 
 
 def _known(
-    model: CodebookModel, clean_ids: Tensor, p: int, target: _Resolved, at: Tensor, layers: Tensor, orders: Tensor
+    model: CodebookModel,
+    clean_ids: Tensor,
+    p: int,
+    target: _Resolved,
+    at: Tensor,
+    layers: Tensor,
+    orders: Tensor,
+    own_token: bool = False,
 ) -> InterventionPlan:
     """The codes each row's removal cannot change, from the clean run, so they are not scored again,
     for a forward from position ``p`` to the target where row r removes a code at position ``at[r]``:
     every site before ``at[r]``; the sites before the removed code at ``at[r]``; every site of its
     layer and below after it (a layer reads only its input at other positions). Sites whose codes
     cannot reach the target (the target's layer and above at earlier positions, say) are not scored
-    either: whatever they hold, the target reads none of it."""
+    either: whatever they hold, the target reads none of it; with ``own_token``, nothing after a
+    row's own removal is read either (the quiet-removal screen reads only that token's keys)."""
     sites = _sites(model)
     shapes = {name: SiteShape(cb.groups, cb.num_codes, cb.k) for name, cb in model.attached.items()}
     q = target.position
@@ -323,6 +332,8 @@ def _known(
         mask &= (ids >= 0).all(-1).all(-1)[None, :]  # a slot emptied by an enclosing intervention: recompute
         unread = [not _reaches(site.layer, site.order, position, target) for position in range(p, q + 1)]
         mask |= torch.tensor(unread, device=mask.device)[None, :]
+        if own_token:
+            mask |= after
         if mask.any():
             groups = len(site.columns)
             ids = ids.clamp_min(0)  # an unread site's emptied slot: any code serves, nothing reads it
@@ -350,6 +361,12 @@ def _windows(positions: list[int], counts: dict[int, int], batch_size: int) -> I
         yield start, members
 
 
+def _orders(model: CodebookModel, nodes: pd.DataFrame) -> list[int]:
+    """Each node's codebook's place within its layer (attention before MLP)."""
+    books = model.names.codebooks
+    return [_KIND_ORDER.get(str(books[model.names.index_of(label)].kind), 0) for label in nodes.codebook]
+
+
 @torch.no_grad()
 def _ablated_values(
     model: CodebookModel,
@@ -367,10 +384,7 @@ def _ablated_values(
     values = torch.empty(len(nodes))
     clean_ids = clean.codes.ids[0]
     layers = torch.tensor(nodes.layer.tolist(), device=clean_ids.device)
-    orders = torch.tensor(
-        [_KIND_ORDER.get(str(model.names.codebooks[model.names.index_of(label)].kind), 0) for label in nodes.codebook],
-        device=clean_ids.device,
-    )
+    orders = torch.tensor(_orders(model, nodes), device=clean_ids.device)
     at = nodes.position.to_numpy()
     counts = {int(p): int(n) for p, n in zip(*np.unique(at, return_counts=True), strict=True)}
     for p, window in _windows(sorted(counts), counts, batch_size):
@@ -448,9 +462,25 @@ def _ablation_effects(
         clean_value = float(resolved.value(model, clean)[0])
     nodes = _nodes(model, clean, resolved, codebooks, positions, ids, only)
     if len(nodes):
-        nodes["effect"] = (
-            clean_value - _ablated_values(model, ids, resolved, nodes, mode, batch_size, clean, length)
-        ).tolist()
+        effects = torch.zeros(len(nodes))
+        quiet = None
+        if not isinstance(target, CodeMargin):  # a margin reads a head's input, which any removal moves
+            where = torch.tensor(nodes.position.tolist(), dtype=torch.long)
+            removed = torch.tensor(nodes.layer.tolist(), dtype=torch.long)
+            orders = torch.tensor(_orders(model, nodes), dtype=torch.long)
+            last_layer = int(model.config.num_hidden_layers) - 1
+
+            def reuse(first: int, last: int, at: Tensor, rows: Tensor) -> InterventionPlan:
+                keys_only = _Resolved(target, last, last_layer, -1.0)  # every layer's keys at a row's token
+                return _known(model, clean_ids, first, keys_only, at, removed[rows], orders[rows], own_token=True)
+
+            clean_ids = clean.codes.ids[0]
+            quiet = quiet_removals(model, ids, list(nodes.code), where, removed, mode, clean.cache, reuse)
+        run = torch.ones(len(nodes), dtype=torch.bool) if quiet is None else ~quiet
+        if run.any():  # the quiet ones change nothing the target reads: their effect is 0
+            rest = nodes[run.numpy()].reset_index(drop=True)
+            effects[run] = clean_value - _ablated_values(model, ids, resolved, rest, mode, batch_size, clean, length)
+        nodes["effect"] = effects.tolist()
     nodes = _strongest_first(nodes)
     nodes.attrs.update(_attrs(model, resolved, mode), clean=clean_value)
     return nodes
