@@ -10,7 +10,10 @@ code where it fires and measure the target again. ``ablation_effects`` runs it e
   at or above its layer (later positions read a layer's input, never its own output);
 - the codes a removal cannot change (its layer and below at later tokens, the sites before it at its
   own token) are handed over from the clean run instead of being scored again, and so are the codes
-  nothing reads on the way to the target (the target's layer at earlier tokens).
+  nothing reads on the way to the target (the target's layer at earlier tokens);
+- before any of that, removals that provably change no code after their own token (most of them
+  where attention writes through codebooks at every layer: ``quiet_removals``) get an effect of
+  exactly 0 without being run.
 
 ``attribution`` is the first-order estimate of the same numbers from one backward pass, for long
 prompts and large models (it ranks well where removals are small changes, on the storyteller, and
