@@ -200,38 +200,38 @@ def _windows(positions: Tensor, rows: int = 128, span: int = 8) -> Iterator[Tens
 
 def _passes(clean: list[_Layer], changed: list[_Call], books: list[Any], at: Tensor, removed: Tensor, t: int) -> Tensor:
     """Per row, whether no head code at a token after ``at`` can move (rows' removals at layers ``removed``)."""
-    n = len(at)
-    row = torch.arange(n, device=at.device)
-    ok = torch.ones(n, dtype=torch.bool, device=at.device)
-    start = int(at.min()) + 1  # the first token that can be later than a removal
-    later = torch.arange(start, t, device=at.device)[None, :] > at[:, None]  # (n, T')
+    ok = torch.ones(len(at), dtype=torch.bool, device=at.device)
     for layer, (call, c, book) in enumerate(zip(changed, clean, books, strict=True)):
-        live = removed < layer  # the removal changed this layer's keys and values at its token
-        if not bool(live.any()) or start >= t:
+        # the rows whose removal changed this layer's keys and values at its token, and that are not out yet
+        rows = ((removed < layer) & ok).nonzero().squeeze(1)
+        if not len(rows):
             continue
-        heads = c.query.shape[0]
-        new_k = _heads(call.key, heads).float()[row, :, at]  # (n, H, D)
-        new_v = _heads(call.value, heads).float()[row, :, at]
-        old_k, old_v = c.key[:, at].transpose(0, 1), c.value[:, at].transpose(0, 1)
+        mine = at[rows]
+        start = int(mine.min()) + 1  # the first token that can be later than one of these removals
+        if start >= t:
+            continue
+        n, span, heads = len(rows), t - start, c.query.shape[0]
+        new_k = _heads(call.key, heads).float()[rows, :, mine]  # (n, H, D)
+        new_v = _heads(call.value, heads).float()[rows, :, mine]
+        old_k, old_v = c.key[:, mine].transpose(0, 1), c.value[:, mine].transpose(0, 1)
         delta = c.scale * torch.einsum("hqd,nhd->nhq", c.query[:, start:], new_k - old_k)  # (n, H, T') logit moves
-        a = c.weights[:, start:, at].permute(2, 0, 1)  # (n, H, T'): each token's clean weight on the removal's token
+        a = c.weights[:, start:, mine].permute(2, 0, 1)  # (n, H, T'): each token's clean weight on the removal's token
         grow = delta.clamp(max=60.0).exp()
         # the softmax with p's logit moved: weight a * grow / spread on p, the rest scaled by 1 / spread;
         # written without dividing by 1 - a, which vanishes where a token attends only to p
         spread = 1 - a + a * grow
         out = (c.output[None, :, start:] - a[..., None] * old_v[:, :, None]) / spread[..., None]
         out = out + (a * grow / spread)[..., None] * new_v[:, :, None]  # (n, H, T', D): the head outputs now
-        span = t - start
         normed = book.normalize(out.permute(0, 2, 1, 3).reshape(n * span, -1)).reshape(n, span, heads, -1)
         moved = (normed - c.normed[None, start:]).norm(dim=-1)  # (n, T', H)
-        asked = (later & live[:, None])[..., None].expand(-1, -1, heads)  # (n, T', H)
+        later = torch.arange(start, t, device=at.device)[None, :, None] > mine[:, None, None]  # (n, T', 1)
         # a spread near 0 would magnify float error in (output - a * value): not judged, run in full
         sound = (spread > _SPREAD).transpose(1, 2) & torch.isfinite(moved)
-        ok &= ~(asked & ~sound).any(-1).any(-1)
-        unsure = asked & sound & ~(c.reach[None, start:] > moved + _TOLERANCE)
+        ok[rows[(later & ~sound).any(-1).any(-1)]] = False
+        unsure = later & sound & ~(c.reach[None, start:] > moved + _TOLERANCE)
         if unsure.any():  # the bound is loose there: score those head inputs and compare the codes
             r, q, h = unsure.nonzero(as_tuple=True)
-            ok[r[~_same_codes(book, normed[r, q, h], h, c.chosen[q + start, h])]] = False
+            ok[rows[r[~_same_codes(book, normed[r, q, h], h, c.chosen[q + start, h])]]] = False
     return ok
 
 
