@@ -26,13 +26,11 @@ Effects are ``clean - ablated``: positive where the code holds the target up.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -42,6 +40,7 @@ from .interventions import ABLATION_MODES, AblateEach, InterventionPlan, SiteSha
 from .model import CodebookModel, CodebookOutput
 from .names import EMPTY, CodeRef, as_integer, as_real
 from .quiet_removals import quiet_removals
+from .removal_batches import prefix_cache, removal_windows
 
 __all__ = [
     "EDGE_COLUMNS",
@@ -344,24 +343,7 @@ def _known(
     return known_codes(shapes, known)
 
 
-_WINDOW = 8  # positions at most this far apart share a forward: the rows of the later ones rerun the tokens between
-
-
-def _windows(positions: list[int], counts: dict[int, int], batch_size: int) -> Iterator[tuple[int, list[int]]]:
-    """Neighbouring positions whose removals share one forward (from the first of them), at most
-    ``batch_size`` rows; a position with more rows than that has a window of its own."""
-    start, rows = -1, 0
-    members: list[int] = []
-    for p in positions:
-        if members and (rows + counts[p] > batch_size or p - start >= _WINDOW):
-            yield start, members
-            members, rows = [], 0
-        if not members:
-            start = p
-        members.append(p)
-        rows += counts[p]
-    if members:
-        yield start, members
+_WINDOW = 8  # removals on tokens less than this far apart share a forward
 
 
 def _orders(model: CodebookModel, nodes: pd.DataFrame) -> list[int]:
@@ -381,39 +363,31 @@ def _ablated_values(
     clean: CodebookOutput,
     length: int,
 ) -> Tensor:
-    """The target with each node's code removed: one batched forward per position (and chunk).
-    ``length`` is the whole prompt's (the one cut at the target), which enclosing interventions'
-    positions refer to."""
+    """The target with each node's code removed: one batched forward per window of neighbouring
+    positions (``removal_windows``). ``length`` is the whole prompt's (the one cut at the target),
+    which enclosing interventions' positions refer to."""
     values = torch.empty(len(nodes))
     clean_ids = clean.codes.ids[0]
     layers = torch.tensor(nodes.layer.tolist(), device=clean_ids.device)
     orders = torch.tensor(_orders(model, nodes), device=clean_ids.device)
-    at = nodes.position.to_numpy()
-    counts = {int(p): int(n) for p, n in zip(*np.unique(at, return_counts=True), strict=True)}
-    for p, window in _windows(sorted(counts), counts, batch_size):
-        members = torch.from_numpy(np.isin(at, window).nonzero()[0])
-        suffix = prompt[:, p : target.position + 1]
-        for start in range(0, len(members), batch_size):
-            rows = members[start : start + batch_size]
-            cache = None
-            if p > 0:
-                cache = copy.deepcopy(clean.cache)
-                cache.crop(p - int(cache.get_seq_length()))  # keep the first p tokens
-                cache.batch_repeat_interleave(len(rows))
-            where = torch.from_numpy(at[rows.numpy()]).to(clean_ids.device)
-            plan = AblateEach(list(nodes.code.iloc[rows.numpy()]), where.tolist(), mode=mode)
-            reuse = _known(model, clean_ids, p, target, where, layers[rows], orders[rows])
-            with model.intervene(plan, reuse):
-                out = model(
-                    suffix.expand(len(rows), -1),
-                    cache=cache,
-                    use_cache=cache is not None,
-                    prompt_length=length,
-                    total_length=length,
-                    capture=isinstance(target.target, CodeMargin),
-                    logits_to_keep=1,
-                )
-            values[rows] = target.value(model, out).cpu()
+    at = torch.tensor(nodes.position.tolist(), dtype=torch.long)
+    for rows in removal_windows(at, batch_size, _WINDOW):
+        where = at[rows].to(clean_ids.device)
+        p = int(where.min())
+        cache = prefix_cache(clean.cache, p, len(rows))
+        plan = AblateEach(list(nodes.code.iloc[rows.numpy()]), where.tolist(), mode=mode)
+        reuse = _known(model, clean_ids, p, target, where, layers[rows], orders[rows])
+        with model.intervene(plan, reuse):
+            out = model(
+                prompt[:, p : target.position + 1].expand(len(rows), -1),
+                cache=cache,
+                use_cache=cache is not None,
+                prompt_length=length,
+                total_length=length,
+                capture=isinstance(target.target, CodeMargin),
+                logits_to_keep=1,
+            )
+        values[rows] = target.value(model, out).cpu()
     return values
 
 
@@ -472,12 +446,12 @@ def _ablation_effects(
             removed = torch.tensor(nodes.layer.tolist(), dtype=torch.long)
             orders = torch.tensor(_orders(model, nodes), dtype=torch.long)
             last_layer = int(model.config.num_hidden_layers) - 1
+            clean_ids = clean.codes.ids[0]
 
             def reuse(first: int, last: int, at: Tensor, rows: Tensor) -> InterventionPlan:
                 keys_only = _Resolved(target, last, last_layer, -1.0)  # every layer's keys at a row's token
                 return _known(model, clean_ids, first, keys_only, at, removed[rows], orders[rows], own_token=True)
 
-            clean_ids = clean.codes.ids[0]
             quiet = quiet_removals(model, ids, list(nodes.code), where, removed, mode, clean.cache, reuse)
         run = torch.ones(len(nodes), dtype=torch.bool) if quiet is None else ~quiet
         if run.any():  # the quiet ones change nothing the target reads: their effect is 0

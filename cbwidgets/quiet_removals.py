@@ -20,7 +20,6 @@ full. Models where attention does not write through codebooks at every layer are
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,12 +31,14 @@ from torch import Tensor
 
 from .interventions import AblateEach, InterventionPlan
 from .model import CodebookModel
+from .removal_batches import prefix_cache, removal_windows
 
 __all__ = ["quiet_removals"]
 
 _CAPTURE = "cbwidgets_capture"
 _TOLERANCE = 1e-4  # slack on the change of a normalised head input, for float error in the update
 _SPREAD = 1e-3  # the least softmax spread (see _passes) at which the update is trusted
+_ROWS, _SPAN = 128, 8  # a short forward's removals: at most this many, on tokens less than this far apart
 
 
 @dataclass
@@ -185,19 +186,6 @@ def _clean_layers(model: CodebookModel, sites: list[str], ids: Tensor) -> list[_
     return found
 
 
-def _windows(positions: Tensor, rows: int = 128, span: int = 8) -> Iterator[Tensor]:
-    """Removals whose tokens lie within ``span`` of each other, at most ``rows`` at a time."""
-    order = positions.argsort(stable=True)
-    group: list[int] = []
-    for index in order.tolist():
-        if group and (len(group) == rows or int(positions[index]) - int(positions[group[0]]) >= span):
-            yield torch.tensor(group)
-            group = []
-        group.append(index)
-    if group:
-        yield torch.tensor(group)
-
-
 def _passes(clean: list[_Layer], changed: list[_Call], books: list[Any], at: Tensor, removed: Tensor, t: int) -> Tensor:
     """Per row, whether no head code at a token after ``at`` can move (rows' removals at layers ``removed``)."""
     ok = torch.ones(len(at), dtype=torch.bool, device=at.device)
@@ -307,15 +295,11 @@ def quiet_removals(
     site_books = [model.attached[site] for site in sites]
     t = ids.shape[1]
     quiet = torch.zeros(len(codes), dtype=torch.bool)
-    for rows in _windows(positions):
+    for rows in removal_windows(positions, _ROWS, _SPAN):
         n = len(rows)
         at = positions[rows].to(ids.device)
         first, last = int(at.min()), int(at.max())
-        past = None
-        if first > 0:
-            past = copy.deepcopy(cache)
-            past.crop(first - int(past.get_seq_length()))
-            past.batch_repeat_interleave(n)
+        past = prefix_cache(cache, first, n)
         plan = AblateEach([codes[int(r)] for r in rows], at.tolist(), mode=mode)
         known = [] if reuse is None else [reuse(first, last, at, rows)]
         with _recording(model) as calls, model.intervene(plan, *known):
