@@ -131,8 +131,11 @@ class AblationPanel(CodeGridWidget):
             self.next_before = torch.cat([nan, self._base_logp[steps, actual].exp()])
             self.next_after = torch.cat([nan, logp[steps, actual].exp()])
             ms = (time.perf_counter() - start) * 1000
-            edited = ", ".join(f"{e['code']}x{e['scale']:g}" for e in edits) or "none"
-            self.status = f"edits: {edited}; mode {self.mode}, {self.where}; ran in {ms:.0f} ms"
+            self.status = f"edits: {self.edits_text(edits)}; mode {self.mode}, {self.where}; ran in {ms:.0f} ms"
+
+    def edits_text(self, edits: list[dict[str, Any]] | None = None) -> str:
+        """The edits (the panel's own by default) in a few words: ``1.mlp.173x0, 2.3.5x1.5``."""
+        return ", ".join(f"{e['code']}x{e['scale']:g}" for e in (self.edits if edits is None else edits)) or "none"
 
     def reset(self) -> None:
         """Back to the untouched model: no edits."""

@@ -174,8 +174,7 @@ class CodeGraph(CodeSelecting):
             removed = ", ".join(f"{a['code']}@{a['position']}" for a in self.ablated) or "none"
             panel = ""
             if self._panel is not None:
-                edits = ", ".join(f"{e['code']}x{e['scale']:g}" for e in self._panel.edits) or "none"
-                panel = f"; panel edits: {edits}"
+                panel = f"; panel edits: {self._panel.edits_text()}"
             self.status = (
                 f"{len(top)} strongest of {len(effects)} codes, {len(edges)} edges (|effect| >= {self._min_edge:g}); "
                 f"mode {self._mode}; removed: {removed}{panel}"
@@ -187,12 +186,12 @@ class CodeGraph(CodeSelecting):
             tok = self._model.tokenizer
             if self._index is not None:
                 top = self._index.code_stats(code, top=4)["top_tokens"]
-                shown = ", ".join(f"{_quoted(token)} ({count})" for token, count in top)
+                shown = ", ".join(f"{token!r} ({count})" for token, count in top)
                 self._notes[code] = f"fires on: {shown}" if shown else "fires on: nothing in the index"
             elif tok is not None and residual_vector(self._model, code) is not None:
                 table = code_logit_effect(self._model, code, top=4)
                 up = table[table.effect > 0].token.tolist()
-                self._notes[code] = "writes toward: " + ", ".join(_quoted(t) for t in up)
+                self._notes[code] = "writes toward: " + ", ".join(repr(t) for t in up)
             else:
                 self._notes[code] = ""
         return self._notes[code]
@@ -297,7 +296,3 @@ def code_graph_view(
 ) -> CodeGraph:
     """``cbwidgets.code_graph_view(model, prompt, NextToken(...))``: the codes that make a prediction."""
     return CodeGraph(model, prompt, target, mode, nodes, min_edge, index)
-
-
-def _quoted(token: str) -> str:
-    return repr(token)
