@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from .interventions import AblateEach, InterventionPlan
 from .model import CodebookModel
@@ -60,8 +61,6 @@ def _recording_attention(
     module: Any, query: Tensor, key: Tensor, value: Tensor, attention_mask: Any, **kwargs: Any
 ) -> tuple[Tensor, Any]:
     """sdpa, after noting its inputs where a recording is open (see ``_recording``)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     record = _RECORD.get()
     if record is not None:
         record.append(
