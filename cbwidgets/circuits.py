@@ -307,39 +307,41 @@ def _sites(model: CodebookModel) -> dict[str, _Site]:
 def _known(
     model: CodebookModel,
     clean_ids: Tensor,
-    p: int,
-    target: _Resolved,
+    grid: Tensor,
     at: Tensor,
     layers: Tensor,
     orders: Tensor,
+    target: _Resolved,
     own_token: bool = False,
 ) -> InterventionPlan:
-    """The codes each row's removal cannot change, from the clean run, so they are not scored again,
-    for a forward from position ``p`` to the target where row r removes a code at position ``at[r]``:
-    every site before ``at[r]``; the sites before the removed code at ``at[r]``; every site of its
-    layer and below after it (a layer reads only its input at other positions). Sites whose codes
-    cannot reach the target (the target's layer and above at earlier positions, say) are not scored
-    either: whatever they hold, the target reads none of it; with ``own_token``, nothing after a
-    row's own removal is read either (the quiet-removal screen reads only that token's keys)."""
-    sites = _sites(model)
+    """The codes a removal cannot change, from the clean run, so they are not scored again, for a
+    forward whose token (r, j) sits at position ``grid[r, j]`` and carries the removal of a code at
+    position ``at[r, j]``, of layer ``layers[r, j]`` and kind order ``orders[r, j]`` (each of the four
+    broadcasts to the forward's (rows, tokens)): every site before the removal's token; the sites
+    before the removed code at its token; every site of its layer and below after it (a layer reads
+    only its input at other positions). Sites whose codes cannot reach the target (the target's
+    layer and above at earlier positions, say) are not scored either: whatever they hold, the target
+    reads none of it; with ``own_token``, nothing after a removal's own token is read either."""
+    shape = torch.broadcast_shapes(grid.shape, at.shape, layers.shape, orders.shape)
     shapes = {name: SiteShape(cb.groups, cb.num_codes, cb.k) for name, cb in model.attached.items()}
-    q = target.position
-    span = torch.arange(p, q + 1, device=at.device)[None, :]  # (1, span)
-    before, same, after = span < at[:, None], span == at[:, None], span > at[:, None]  # (n, span)
+    before, same, after = grid < at, grid == at, grid > at
+    every = clean_ids[grid]  # (grid rows, tokens, codebooks, k)
     known = {}
-    for name, site in sites.items():
-        ids = clean_ids[p : q + 1][:, list(site.columns), : site.k]  # (span, G, k)
-        below = (site.layer < layers) | ((site.layer == layers) & (site.order < orders))  # (n,)
-        mask = before | (same & below[:, None]) | (after & (site.layer <= layers)[:, None])
-        mask &= (ids >= 0).all(-1).all(-1)[None, :]  # a slot emptied by an enclosing intervention: recompute
-        unread = [not _reaches(site.layer, site.order, position, target) for position in range(p, q + 1)]
-        mask |= torch.tensor(unread, device=mask.device)[None, :]
+    for name, site in _sites(model).items():
+        ids = every[..., list(site.columns), : site.k]
+        below = (site.layer < layers) | ((site.layer == layers) & (site.order < orders))
+        mask = before | (same & below) | (after & (site.layer <= layers))
+        mask = mask & (ids >= 0).all(-1).all(-1)  # a slot emptied by an enclosing intervention: recompute
+        on_the_way = (site.layer < target.layer) | (
+            (site.layer == target.layer) & (grid == target.position) & (site.order < target.order)
+        )
+        mask = mask | ~((grid <= target.position) & on_the_way)  # what cannot reach the target (``_reaches``)
         if own_token:
-            mask |= after
+            mask = mask | after
         if mask.any():
             groups = len(site.columns)
             ids = ids.clamp_min(0)  # an unread site's emptied slot: any code serves, nothing reads it
-            known[name] = (mask[..., None].expand(-1, -1, groups), ids[None].expand(len(at), -1, -1, -1))
+            known[name] = (mask.expand(shape)[..., None].expand(*shape, groups), ids.expand(*shape, groups, site.k))
     return known_codes(shapes, known)
 
 
@@ -376,7 +378,8 @@ def _ablated_values(
         p = int(where.min())
         cache = prefix_cache(clean.cache, p, len(rows))
         plan = AblateEach(list(nodes.code.iloc[rows.numpy()]), where.tolist(), mode=mode)
-        reuse = _known(model, clean_ids, p, target, where, layers[rows], orders[rows])
+        grid = torch.arange(p, target.position + 1, device=where.device)[None]
+        reuse = _known(model, clean_ids, grid, where[:, None], layers[rows, None], orders[rows, None], target)
         with model.intervene(plan, reuse):
             out = model(
                 prompt[:, p : target.position + 1].expand(len(rows), -1),
@@ -448,9 +451,9 @@ def _ablation_effects(
             last_layer = int(model.config.num_hidden_layers) - 1
             clean_ids = clean.codes.ids[0]
 
-            def reuse(first: int, last: int, at: Tensor, rows: Tensor) -> InterventionPlan:
-                keys_only = _Resolved(target, last, last_layer, -1.0)  # every layer's keys at a row's token
-                return _known(model, clean_ids, first, keys_only, at, removed[rows], orders[rows], own_token=True)
+            def reuse(at: Tensor, rows: Tensor) -> InterventionPlan:  # one packed row, a removal's token each
+                keys_only = _Resolved(target, int(at.max()), last_layer, -1.0)  # every layer's keys there
+                return _known(model, clean_ids, at[None], at[None], removed[rows][None], orders[rows][None], keys_only)
 
             quiet = quiet_removals(model, ids, list(nodes.code), where, removed, mode, clean.cache, reuse)
         run = torch.ones(len(nodes), dtype=torch.bool) if quiet is None else ~quiet

@@ -91,6 +91,7 @@ def _key(site: str) -> str:
 
 
 _OLD_ORDER = ("num_codes", "k", "groups", "similarity", "loss", "revive_after")  # attach's positions before 0.2
+_OWN_CAUSAL_MASK = ("gpt_neo",)  # attention that masks by token order and adds any mask given
 
 
 def _positional_settings(*values: Any) -> dict[str, Any]:
@@ -334,6 +335,7 @@ class CodebookModel(nn.Module):
         total_length: int | None = None,
         capture: bool = False,
         logits_to_keep: int = 0,
+        position_ids: Tensor | None = None,
     ) -> CodebookOutput:
         """Run the model; returns logits and the codes of every attached codebook.
 
@@ -344,14 +346,24 @@ class CodebookModel(nn.Module):
         gradient retained when autograd is on): what circuit analyses read and differentiate.
         ``logits_to_keep``: only the last that many positions' logits (0: all), which spares the
         unembedding of a large vocabulary where only the last prediction is read.
+        ``position_ids`` (with a 4D boolean ``attention_mask``, True where a query may read a key)
+        packs tokens of different positions into one row, each reading its own chosen keys: how the
+        quiet-removal screen runs one token per removal without padding (not on GPT-Neo, whose
+        attention masks by token order whatever the mask says).
         """
         ids = self.as_input_ids(input_ids)
         offset = 0 if cache is None else int(cache.get_seq_length())
         end = offset + ids.shape[1]
         limit = self.max_length()
-        if limit is not None and end > limit:
+        last = end if position_ids is None else int(position_ids.max()) + 1
+        if position_ids is not None and self.config.model_type in _OWN_CAUSAL_MASK:
             raise CodebookError(
-                f"{end} tokens exceed this model's context of {limit}; shorten the input or split it into windows."
+                f"{self.config.model_type} attention applies its own causal mask by token order, so packed tokens "
+                "(position_ids) would read the wrong keys; run each sequence in its own row instead."
+            )
+        if limit is not None and last > limit:
+            raise CodebookError(
+                f"{last} tokens exceed this model's context of {limit}; shorten the input or split it into windows."
             )
         step = StepContext(ids.shape[0], ids.shape[1], offset, prompt_length or end, total_length or end)
         kept: dict[str, list[Tensor]] | None = {} if capture else None
@@ -364,6 +376,7 @@ class CodebookModel(nn.Module):
                 use_cache=use_cache,
                 **{self._cache_arg: cache},
                 **keep,
+                **({} if position_ids is None else {"position_ids": position_ids}),
             )
         return CodebookOutput(
             logits=out.logits[:, -logits_to_keep:] if logits_to_keep and not keep else out.logits,

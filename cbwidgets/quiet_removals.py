@@ -6,7 +6,8 @@ TokFSM model, 81 % of removals change no code after their own token (`benchmarks
 such a removal the prediction after p is exactly the clean one, and running the model over the rest
 of the prompt to learn that is the bulk of ``ablation_effects``' time.
 
-This screen decides it from the clean run's attention and one short forward at p:
+This screen decides it from the clean run's attention and one forward of token p alone (packed with
+other removals' tokens in one row, each at its own position reading the clean keys before it):
 - at a layer above the removed code's, only p's keys and values differ (while nothing changed
   below), so each later head output is the clean one with p's term swapped: a rank-one update of
   its softmax, computed from the clean queries, weights and outputs (within 2e-6 of a real forward
@@ -39,7 +40,8 @@ __all__ = ["quiet_removals"]
 _CAPTURE = "cbwidgets_capture"
 _TOLERANCE = 1e-4  # slack on the change of a normalised head input, for float error in the update
 _SPREAD = 1e-3  # the least softmax spread (see _passes) at which the update is trusted
-_ROWS, _SPAN = 128, 8  # a short forward's removals: at most this many, on tokens less than this far apart
+_PACK = 512  # removals packed into one forward
+_ROWS, _SPAN = 128, 8  # removals judged together: at most this many, on tokens less than this far apart
 
 
 @dataclass
@@ -185,10 +187,13 @@ def _clean_layers(model: CodebookModel, sites: list[str], ids: Tensor) -> list[_
     return found
 
 
-def _passes(clean: list[_Layer], changed: list[_Call], books: list[Any], at: Tensor, removed: Tensor, t: int) -> Tensor:
-    """Per row, whether no head code at a token after ``at`` can move (rows' removals at layers ``removed``)."""
+def _passes(
+    clean: list[_Layer], keys: list[Tensor], values: list[Tensor], books: list[Any], at: Tensor, removed: Tensor, t: int
+) -> Tensor:
+    """Per removal, whether no head code at a token after ``at`` can move (removals at layers
+    ``removed``, whose own tokens' keys and values are now ``keys[layer]``, ``values[layer]``: (n, H, D))."""
     ok = torch.ones(len(at), dtype=torch.bool, device=at.device)
-    for layer, (call, c, book) in enumerate(zip(changed, clean, books, strict=True)):
+    for layer, (c, book) in enumerate(zip(clean, books, strict=True)):
         # the rows whose removal changed this layer's keys and values at its token, and that are not out yet
         rows = ((removed < layer) & ok).nonzero().squeeze(1)
         if not len(rows):
@@ -198,8 +203,7 @@ def _passes(clean: list[_Layer], changed: list[_Call], books: list[Any], at: Ten
         if start >= t:
             continue
         n, span, heads = len(rows), t - start, c.query.shape[0]
-        new_k = _heads(call.key, heads).float()[rows, :, mine]  # (n, H, D)
-        new_v = _heads(call.value, heads).float()[rows, :, mine]
+        new_k, new_v = keys[layer][rows], values[layer][rows]  # (n, H, D)
         old_k, old_v = c.key[:, mine].transpose(0, 1), c.value[:, mine].transpose(0, 1)
         delta = c.scale * torch.einsum("hqd,nhd->nhq", c.query[:, start:], new_k - old_k)  # (n, H, T') logit moves
         a = c.weights[:, start:, mine].permute(2, 0, 1)  # (n, H, T'): each token's clean weight on the removal's token
@@ -275,15 +279,15 @@ def quiet_removals(
     layers: Tensor,
     mode: str,
     cache: Any,
-    reuse: Callable[[int, int, Tensor, Tensor], InterventionPlan] | None = None,
+    reuse: Callable[[Tensor, Tensor], InterventionPlan] | None = None,
 ) -> Tensor | None:
     """Per removal (``codes[r]`` at ``positions[r]``, of layer ``layers[r]``), whether it provably
     changes no code at any later token of ``ids`` (one prompt); None where the screen does not apply.
 
-    ``cache`` is the clean run's key-value cache; the removals' short forwards (the tokens of up to
-    8 neighbouring tokens, 128 rows at a time) start on it. ``reuse(first, last, at, rows)`` may
-    hand those forwards the codes they need not score (positions ``first..last``, removals ``rows``
-    at tokens ``at``).
+    ``cache`` is the clean run's key-value cache. Each removal's own token is run once, alone: up to
+    512 removals share one forward as one packed row, each token at its own position reading the
+    clean keys before it and itself (``_packed_mask``). ``reuse(at, rows)`` may hand that forward the
+    codes it need not score (its tokens at positions ``at``, of removals ``rows``).
     """
     sites = _screenable(model)
     if sites is None or not len(codes):
@@ -294,18 +298,47 @@ def quiet_removals(
     site_books = [model.attached[site] for site in sites]
     t = ids.shape[1]
     quiet = torch.zeros(len(codes), dtype=torch.bool)
-    for rows in removal_windows(positions, _ROWS, _SPAN):
+    for rows in positions.argsort(stable=True).split(_PACK):
         n = len(rows)
         at = positions[rows].to(ids.device)
-        first, last = int(at.min()), int(at.max())
-        past = prefix_cache(cache, first, n)
-        plan = AblateEach([codes[int(r)] for r in rows], at.tolist(), mode=mode)
-        known = [] if reuse is None else [reuse(first, last, at, rows)]
+        before = int(at.max())  # the clean keys any of them reads
+        past = prefix_cache(cache, before, 1)
+        plan = AblateEach([codes[int(r)] for r in rows], range(before, before + n), rows=[0] * n, mode=mode)
+        known = [] if reuse is None else [reuse(at, rows)]
         with _recording(model) as calls, model.intervene(plan, *known):
-            short = ids[:, first : last + 1].expand(n, -1)
-            model(short, cache=past, use_cache=past is not None, prompt_length=t, total_length=t, logits_to_keep=1)
+            model(
+                ids[:, at],
+                attention_mask=_packed_mask(at, before),
+                position_ids=at[None],
+                cache=past,
+                use_cache=past is not None,
+                prompt_length=t,
+                total_length=before + n,
+                logits_to_keep=1,
+            )
         changed = _by_layer(calls, len(sites))
-        if changed is None or any(call.key.shape[2] != last + 1 for call in changed):
+        if changed is None or any(call.key.shape[2] != before + n for call in changed):
             return None
-        quiet[rows] = _passes(clean, changed, site_books, at, layers[rows].to(ids.device), t).cpu() & (at < t - 1).cpu()
+        keys = [_own(call.key, c, before) for call, c in zip(changed, clean, strict=True)]
+        values = [_own(call.value, c, before) for call, c in zip(changed, clean, strict=True)]
+        removed = layers[rows].to(ids.device)
+        for part in removal_windows(at.cpu(), _ROWS, _SPAN):  # judged on the tokens after the part's first
+            mine = part.to(ids.device)
+            passed = _passes(
+                clean, [k[mine] for k in keys], [v[mine] for v in values], site_books, at[mine], removed[mine], t
+            )
+            quiet[rows[part]] = passed.cpu() & (at[mine] < t - 1).cpu()
     return quiet
+
+
+def _own(t: Tensor, clean: _Layer, before: int) -> Tensor:
+    """A packed forward's keys or values of its own tokens (after the ``before`` clean ones): (n, H, D)."""
+    return _heads(t, clean.query.shape[0])[0, :, before:].transpose(0, 1).float()
+
+
+def _packed_mask(at: Tensor, before: int) -> Tensor:
+    """(1, 1, n, before + n) bool: packed token i (at position ``at[i]``) reads the clean keys before
+    its position and its own key, nothing of the other removals'."""
+    n = len(at)
+    clean = torch.arange(before, device=at.device)[None] < at[:, None]
+    return torch.cat([clean, torch.eye(n, dtype=torch.bool, device=at.device)], dim=1)[None, None]

@@ -1,6 +1,7 @@
 """How removals of codes are batched: neighbouring tokens share one forward, which starts on the
 clean run's keys and values for every token before the first of them (a removal cannot change the
-past). ``circuits`` runs removals in full this way and ``quiet_removals`` its short forwards."""
+past). ``circuits`` runs removals in full this way; ``quiet_removals`` judges its removals in the
+same windows, and packs its forwards on a copy of the clean cache."""
 
 from __future__ import annotations
 

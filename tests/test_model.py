@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from cbwidgets.errors import CodebookError
 from cbwidgets.model import CodebookModel
 from cbwidgets.sites import SITE_KINDS
 from tests.tiny import FAMILIES, VOCAB, tiny_data, tiny_model
@@ -180,3 +181,30 @@ def test_text_in_text_out_with_a_tokenizer() -> None:
     gen = model.generate("0123", max_new_tokens=4, seed=0)
     assert gen.texts is not None and len(gen.texts) == 1
     assert gen.ids.shape == (1, 8) and int(gen.ids.max()) < VOCAB
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packed_tokens_at_their_own_positions_match_the_whole_run(family: str) -> None:
+    """Tokens of several positions in one row (position_ids + a 4D mask, on the run's cache) get the
+    logits and codes they get in a plain forward: how the quiet-removal screen runs removals."""
+    model = tiny_model(family, num_codes=16)
+    x = tiny_data(1, 12, seed=2)
+    at = torch.tensor([0, 4, 4, 9])
+    if family == "gpt_neo":  # its attention masks by token order: packing is refused, not run wrong
+        with pytest.raises(CodebookError, match="gpt_neo attention applies its own causal mask"):
+            model(x[:, at], position_ids=at[None])
+        return
+    before = int(at.max())
+    mask = torch.cat([torch.arange(before)[None] < at[:, None], torch.eye(len(at), dtype=torch.bool)], 1)
+    with torch.no_grad():
+        whole = model(x, use_cache=True)
+        whole.cache.crop(before - x.shape[1])
+        packed = model(
+            x[:, at], cache=whole.cache, use_cache=True, attention_mask=mask[None, None], position_ids=at[None]
+        )
+        plain = model(x)
+    assert torch.allclose(packed.logits[0], plain.logits[0, at], atol=1e-5)
+    assert torch.equal(packed.codes.ids[0], plain.codes.ids[0, at])
+    beyond = torch.tensor([[5, 64]])  # the model has 64 positions
+    with pytest.raises(CodebookError, match="65 tokens exceed this model's context of 64"):
+        model(x[:, :2], position_ids=beyond)

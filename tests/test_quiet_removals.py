@@ -11,7 +11,7 @@ from cbwidgets import AblateEach, CodebookError
 from cbwidgets.circuits import NextToken, ablation_effects
 from cbwidgets.quiet_removals import quiet_removals
 from cbwidgets.tokfsm import TokFSM, load_default
-from tests.tiny import tiny_data, tiny_model
+from tests.tiny import FAMILIES, tiny_data, tiny_model
 
 
 def _fired(model, ids):  # type: ignore[no-untyped-def]
@@ -60,12 +60,15 @@ def test_every_quiet_removal_changes_no_later_code_on_tokfsm(mode: str) -> None:
     assert model.model.config._attn_implementation == "sdpa"  # the recording attention is gone again
 
 
-@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_quiet_removals_are_sound_on_every_family(family: str) -> None:
     model = tiny_model(family, num_codes=16, k=2)
     ids = tiny_data(1, 12, seed=5)
     clean, codes, positions, layers = _fired(model, ids)
     quiet = quiet_removals(model, ids, codes, positions, layers, "substitute", clean.cache)
+    if family == "gpt_neo":  # its attention is its own, not sdpa's: nothing to record, every removal runs in full
+        assert quiet is None
+        return
     assert quiet is not None and quiet.any()
     assert not (quiet & _changes_later(model, ids, clean, codes, positions, "substitute")).any()
 
