@@ -199,23 +199,45 @@ GRAPH = [
     "walk = TokFSM().sample(1, 21, seed=11)\n"
     "target = NextToken(int(model(walk).logits[0, -1].argmax()), measure='logprob')\n"
     "graph = cbwidgets.code_graph_view(model, walk, target, mode='drop', nodes=8, min_edge=0.05)\n"
-    "heatmap = cbwidgets.heatmap(model, walk)\ngraph.link(heatmap)\nipywidgets.VBox([graph, heatmap])",
+    "heatmap = cbwidgets.heatmap(model, walk)\ngraph.link(heatmap)\n"
+    "from cbwidgets.index import CodeIndex\n"
+    "index = CodeIndex.build(model, TokFSM().sample(40, 64, seed=5), progress=False)\n"
+    "dashboard = cbwidgets.CodeDashboard(index, graph.nodes_frame.code[0], model)\n"
+    "panel = cbwidgets.ablation_panel(model, walk)\ngraph.link(dashboard)\ngraph.link(panel)\n"
+    "ipywidgets.VBox([graph, heatmap, dashboard, panel])",
 ]
 
 
 def test_code_graph_ablates_through_the_kernel_and_recolours_the_heatmap(front_end: FrontEnd, page: Any) -> None:
     """A node clicked in "ablate" mode is removed in the kernel: the graph's status and title come
     back recomputed, and the linked heatmap's colours follow; a node clicked to select lights the
-    same code up in the heatmap."""
+    same code up in the heatmap, opens it in the linked dashboard and moves the linked panel to its
+    token."""
     front_end.open(page, "graph.ipynb", GRAPH)
     page.wait_for_selector(".cbw-graph-node")
     page.wait_for_selector(".cbw-hm-effect")
-    node = page.locator(".cbw-graph-node").nth(1)
-    name = node.get_attribute("data-name")
+    page.wait_for_selector(".cbw-db-title")
+    page.wait_for_selector(".cbw-ab-tok")
+    opened = page.locator(".cbw-db-title").inner_text()
+    at = page.locator(".cbw-ab-tok.cbw-selected").get_attribute("data-t")
+    nodes = page.locator(".cbw-graph-node")
+    node = next(  # a node the dashboard does not show yet, at a token the panel is not on
+        n
+        for n in (nodes.nth(i) for i in range(nodes.count()))
+        if n.get_attribute("data-position") != at and f"code {n.get_attribute('data-name')}" != opened
+    )
+    name, position = node.get_attribute("data-name"), node.get_attribute("data-position")
     node.click()
     page.wait_for_function(
         "(c) => document.querySelector('.cbw-heatmap .cbw-status').textContent.startsWith('code ' + c + ' ')", arg=name
     )
+    page.wait_for_function("(c) => document.querySelector('.cbw-db-title').textContent === 'code ' + c", arg=name)
+    page.wait_for_function(
+        "(t) => { const s = document.querySelector('.cbw-ab-tok.cbw-selected'); return s && s.dataset.t === t; }",
+        arg=position,
+    )
+    page.locator(".cbw-db-title").scroll_into_view_if_needed()
+    print("screenshot:", shot(page, front_end.shot_name("jupyterlab-code-graph-linked")))
     title = page.locator(".cbw-graph-title").inner_text()
     page.locator(".cbw-graph-bar input[value='ablate']").check()
     page.locator(".cbw-graph-node").first.click()
