@@ -34,8 +34,8 @@ def fit_cached(
 
     Returns the reconstruction loss per site at the first step, every 50 steps and at the last.
     """
-    check_positive_int("steps", steps)
-    check_positive_int("batch_tokens", batch_tokens)
+    steps = check_positive_int("steps", steps)
+    batch_tokens = check_positive_int("batch_tokens", batch_tokens)
     if not model.attached:
         raise CodebookError("no codebooks attached; attach(...) the sites to fit first.")
     with model.codebooks_disabled():

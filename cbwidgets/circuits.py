@@ -26,8 +26,6 @@ Effects are ``clean - ablated``: positive where the code holds the target up.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -263,18 +261,6 @@ def _as_list(values: Any) -> list[Any]:
     return list(values.tolist() if hasattr(values, "tolist") else values)
 
 
-@contextmanager
-def _evaluating(model: CodebookModel) -> Iterator[None]:
-    """Eval mode for the block: a training-mode forward would count these experiments as code usage
-    (and the next training step could revive codes by them)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def _prompt(model: CodebookModel, prompt: Any) -> Tensor:
     ids = model.as_input_ids(model.tokenize(prompt) if isinstance(prompt, str) else prompt)
     if ids.shape[0] != 1:
@@ -413,7 +399,7 @@ def ablation_effects(
     """
     check_choice("mode", mode, ABLATION_MODES)
     batch_size = _count("batch_size", batch_size)
-    with _evaluating(model):
+    with model.evaluating():
         return _ablation_effects(model, prompt, target, mode, codebooks, positions, batch_size)
 
 
@@ -488,7 +474,7 @@ def attribution(
     target's gradient there. Same rows as ``ablation_effects``; the effect column holds the estimates.
     """
     check_choice("mode", mode, ABLATION_MODES)
-    with _evaluating(model):
+    with model.evaluating():
         return _attribution(model, prompt, target, mode, codebooks)
 
 
@@ -576,7 +562,7 @@ def graph_edges(
         raise CodebookError(f"nodes must be rows of an ablation_effects table; missing columns {sorted(missing)}.")
     pairs = {(int(p), str(c)) for p, c in zip(nodes.position.tolist(), nodes.code.tolist(), strict=True)}
     rows = []
-    with _evaluating(model):
+    with model.evaluating():
         for down_code, down_position in sorted({(c, p) for p, c in pairs}, key=lambda pc: (pc[1], pc[0])):
             found = _ablation_effects(
                 model, prompt, CodeMargin(down_code, down_position), mode, None, None, batch_size, pairs

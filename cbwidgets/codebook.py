@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import CodebookError, check_choice, check_positive_int
+from .scalars import as_integer, as_real
 
 __all__ = [
     "LOSSES",
@@ -73,10 +74,10 @@ class CodebookSpec:
     eps: float = 1e-5  # the codebook LayerNorm's epsilon
 
     def __post_init__(self) -> None:
-        check_positive_int("num_codes", self.num_codes)
-        check_positive_int("k", self.k)
-        check_positive_int("dim", self.dim, allow_none=True)
-        check_positive_int("groups", self.groups, allow_none=True)
+        for name in ("num_codes", "k"):
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
+        for name in ("dim", "groups"):
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name), allow_none=True))
         if self.k > self.num_codes:
             raise CodebookError(
                 f"k={self.k} is larger than num_codes={self.num_codes}; k must be between 1 and "
@@ -89,15 +90,26 @@ class CodebookSpec:
             )
         check_choice("similarity", self.similarity, SIMILARITIES)
         check_choice("loss", self.loss, LOSSES)
-        if self.revive_after is not None and (not isinstance(self.revive_after, int) or self.revive_after < 1):
-            raise CodebookError(
-                f"revive_after={self.revive_after!r} is not valid; give a positive number of "
-                f"training steps, or None to never revive dead codes."
-            )
+        if self.revive_after is not None:
+            try:
+                steps = as_integer(self.revive_after)
+            except (TypeError, ValueError):
+                steps = 0
+            if steps < 1:
+                raise CodebookError(
+                    f"revive_after={self.revive_after!r} is not valid; give a positive number of "
+                    f"training steps, or None to never revive dead codes."
+                )
+            object.__setattr__(self, "revive_after", steps)
         for name in ("commitment", "eps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            try:
+                number = as_real(value)
+            except (TypeError, ValueError):
+                number = -1.0
+            if number < 0:
                 raise CodebookError(f"{name}={value!r} is not valid; give a finite number >= 0.")
+            object.__setattr__(self, name, number)
 
     @property
     def group_dim(self) -> int:

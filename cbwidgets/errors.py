@@ -7,6 +7,9 @@ notebook can fix the call without reading the source.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal, overload
+
+from .scalars import as_integer
 
 __all__ = ["CodebookError", "check_choice", "choices"]
 
@@ -30,10 +33,20 @@ def check_choice(name: str, value: object, valid: Iterable[object]) -> None:
         raise CodebookError(f"{name}={value!r} is not valid; choose one of {choices(valid)}.")
 
 
-def check_positive_int(name: str, value: object, allow_none: bool = False) -> None:
-    """Raise CodebookError unless value is an int >= 1 (bools are refused: True is not a count)."""
+@overload
+def check_positive_int(name: str, value: object, allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_positive_int(name: str, value: object, allow_none: bool) -> int | None: ...
+def check_positive_int(name: str, value: object, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int >= 1 (numpy and torch integers too, as the library's own results
+    are); CodebookError otherwise (bools are refused: True is not a count)."""
     if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    try:
+        number = as_integer(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
         extra = " or None" if allow_none else ""
         raise CodebookError(f"{name}={value!r} is not valid; give a positive integer{extra}.")
+    return number

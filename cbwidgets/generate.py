@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .codes import Codes
 from .errors import CodebookError, check_positive_int
+from .scalars import as_real
 
 if TYPE_CHECKING:
     from .interventions import Intervention
@@ -66,14 +67,23 @@ def sample_next(
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
 
 
-def _check(max_new_tokens: int, num_samples: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    check_positive_int("max_new_tokens", max_new_tokens)
-    check_positive_int("num_samples", num_samples)
-    check_positive_int("top_k", top_k, allow_none=True)
-    if not isinstance(temperature, int | float) or temperature < 0 or temperature != temperature:
+def _sampling(temperature: Any, top_p: Any) -> tuple[float, float | None]:
+    """The two sampling numbers as Python floats (numpy and torch ones too), checked."""
+    try:
+        heat = as_real(temperature)
+    except (TypeError, ValueError):
+        heat = -1.0
+    if heat < 0:
         raise CodebookError(f"temperature={temperature!r} is not valid; give a number >= 0 (0 = greedy).")
-    if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):
+    if top_p is None:
+        return heat, None
+    try:
+        nucleus = as_real(top_p)
+    except (TypeError, ValueError):
+        nucleus = 0.0
+    if not 0 < nucleus <= 1:
         raise CodebookError(f"top_p={top_p!r} is not valid; give a number in (0, 1] or None.")
+    return heat, nucleus
 
 
 def _start(
@@ -85,9 +95,13 @@ def _start(
     top_k: int | None,
     top_p: float | None,
     seed: int | None,
-) -> tuple[Tensor, int, Callable[[Tensor], Tensor]]:
-    """Checked inputs: the prompt ids repeated per sample, the prompt length, and the sampler."""
-    _check(max_new_tokens, num_samples, temperature, top_k, top_p)
+) -> tuple[Tensor, int, int, Callable[[Tensor], Tensor]]:
+    """Checked inputs: the prompt ids repeated per sample, the prompt length, the number of tokens
+    to add (a Python int, whatever integer it came as), and the sampler."""
+    max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
+    num_samples = check_positive_int("num_samples", num_samples)
+    top_k = check_positive_int("top_k", top_k, allow_none=True)
+    temperature, top_p = _sampling(temperature, top_p)
     ids = model.as_input_ids(prompt).repeat_interleave(num_samples, dim=0)
     prompt_length = ids.shape[1]
     limit = model.max_length()
@@ -97,7 +111,7 @@ def _start(
             f"{limit}; lower max_new_tokens to at most {limit - prompt_length}."
         )
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return ids, prompt_length, lambda logits: sample_next(logits, temperature, top_k, top_p, generator)
+    return ids, prompt_length, max_new_tokens, lambda logits: sample_next(logits, temperature, top_k, top_p, generator)
 
 
 def _steps(
@@ -141,17 +155,15 @@ def stream(
 
     The same sampling as ``generate`` (same seed, same tokens), for views that show text as it grows.
     """
-    ids, _, sample = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed)
+    ids, _, max_new_tokens, sample = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed)
     steps = _steps(model, ids, max_new_tokens, sample, tuple(interventions))
-    was_training = model.training
-    model.eval()
-    try:
-        for token, _out in steps:
-            if token is not None:
-                yield token
-    finally:
-        steps.close()
-        model.train(was_training)
+    with model.evaluating():
+        try:
+            for token, _out in steps:
+                if token is not None:
+                    yield token
+        finally:
+            steps.close()
 
 
 def generate(
@@ -170,17 +182,15 @@ def generate(
     Interventions active around the call (``with model.force(...)``) and those passed here are held
     on for the prompt and for every generated token. ``seed`` makes sampling repeatable.
     """
-    ids, prompt_length, sample = _start(model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed)
-    was_training = model.training
-    model.eval()
+    ids, prompt_length, max_new_tokens, sample = _start(
+        model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed
+    )
     parts, tokens = [], [ids]
-    try:
+    with model.evaluating():
         for token, out in _steps(model, ids, max_new_tokens, sample, tuple(interventions)):
             if token is not None:
                 tokens.append(token[:, None])
             parts.append(out.codes.ids)
-    finally:
-        model.train(was_training)
     ids = torch.cat(tokens, dim=1)
     codes = Codes(torch.cat(parts, dim=1), out.codes.codebooks)
     texts = None

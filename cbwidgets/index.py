@@ -459,11 +459,9 @@ def _read_codes(
     stored = np.empty((total, len(codebooks), k), dtype=dtype)
     order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))  # equal lengths together: no padding
     empty = np.iinfo(dtype).max
-    was_training = model.training
-    model.eval()
     bar = tqdm(total=total, unit="tok", desc="indexing", disable=not progress)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), model.evaluating():
             for batch in _equal_length_batches(order, pieces, batch_size):
                 ids = torch.tensor([pieces[j][1] for j in batch], dtype=torch.long, device=model.device)
                 found = model(ids).codes.ids.cpu().numpy()  # (B, T, N, k)
@@ -474,7 +472,6 @@ def _read_codes(
                 bar.update(int(ids.numel()))
     finally:
         bar.close()
-        model.train(was_training)
     return stored
 
 

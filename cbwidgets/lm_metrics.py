@@ -77,14 +77,12 @@ def lm_metrics(
 
     Documents longer than the model's context are cut to it; each is scored from its first token.
     """
-    check_positive_int("batch_size", batch_size)
+    batch_size = check_positive_int("batch_size", batch_size)
     for mode in modes:
         check_choice("mode", mode, MODES)
     rows = sorted(_token_rows(model, documents), key=len)
-    was_training = model.training
-    model.eval()
     table = []
-    try:
+    with model.evaluating():
         for mode in modes:
             loss_sum, correct, count = 0.0, 0, 0
             with _mode(model, mode):
@@ -92,6 +90,4 @@ def lm_metrics(
                     s, c, n = batch_scores(model, rows[i : i + batch_size])
                     loss_sum, correct, count = loss_sum + s, correct + c, count + n
             table.append({"mode": mode, "loss": loss_sum / count, "accuracy": correct / count, "tokens": count})
-    finally:
-        model.train(was_training)
     return pd.DataFrame(table)

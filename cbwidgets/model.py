@@ -452,6 +452,18 @@ class CodebookModel(nn.Module):
         return self.intervene(Patch(source, codebooks, positions, source_positions))
 
     @contextmanager
+    def evaluating(self) -> Iterator[CodebookModel]:
+        """Eval mode for the block, the mode before restored after: reading a model must not count
+        its codes as training usage (the next training step could revive codes by them) or run
+        dropout, and must leave a model that was training still training."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
+    @contextmanager
     def codebooks_disabled(self) -> Iterator[CodebookModel]:
         """Run the base model as if no codebook were attached (for with/without comparisons)."""
         with self._hook_state(enabled=False):

@@ -16,7 +16,6 @@ in every array of ids the package hands out.
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 import warnings
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, SupportsIndex
 
 from .errors import CodebookError, choices
+from .scalars import as_integer, as_real
 
 __all__ = [
     "EMPTY",
@@ -300,42 +300,6 @@ def code_refs(refs: Any) -> tuple[Any, ...]:
         raise CodebookError(
             f"{refs!r} is not a code or a list of codes; name codes like '0.3.17' or ('1.mlp', 512)."
         ) from None
-
-
-def as_integer(value: Any) -> int:
-    """A Python int from a Python, numpy or torch integer, or a one-element integer array.
-
-    Raises ValueError for an array of several numbers, TypeError for a bool or a non-integer; each
-    caller turns those into a message about what the number was for.
-    """
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, int):
-        try:
-            value = item()  # numpy and torch scalars, and arrays of one element
-        except (ValueError, RuntimeError):
-            raise ValueError("several numbers") from None
-    if isinstance(value, bool):  # True is not a 1 here
-        raise TypeError("a bool")
-    return operator.index(value)
-
-
-def as_real(value: Any) -> float:
-    """A finite Python float from a Python, numpy or torch real number, or a one-element array.
-
-    Raises ValueError (several numbers, or not finite) or TypeError (a bool, or not a number), like
-    ``as_integer``; each caller says what the number was for.
-    """
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, int | float):
-        try:
-            value = item()
-        except (ValueError, RuntimeError):
-            raise ValueError("several numbers") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("not a number")
-    if not math.isfinite(value):
-        raise ValueError("not finite")
-    return float(value)
 
 
 def code_id(value: Any, ref: Any = None) -> int:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .errors import CodebookError, check_positive_int
 from .model import CODEBOOKS_JSON, CodebookModel
+from .scalars import as_integer
 from .train import Callback, Data, TrainConfig, train
 
 __all__ = [
@@ -68,11 +69,16 @@ class Recipe:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "length", "kmeans_sequences", "kmeans_iters"):
-            check_positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
         for name in ("base_steps", "finetune_steps", "warmup_steps", "finetune_warmup_steps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            try:
+                steps = as_integer(value)
+            except (TypeError, ValueError):
+                steps = -1
+            if steps < 0:
                 raise CodebookError(f"{name}={value!r} is not valid; give 0 or a positive number of steps.")
+            object.__setattr__(self, name, steps)
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": type(self).__name__, **asdict(self)}

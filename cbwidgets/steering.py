@@ -89,8 +89,8 @@ def topic_codes(
     prefix such as ``"0."``, a site kind, a list). At most
     ``per_codebook`` codes come from one codebook (Force fills at most k slots).
     """
-    check_positive_int("per_codebook", per_codebook)
-    check_positive_int("limit", limit)
+    per_codebook = check_positive_int("per_codebook", per_codebook)
+    limit = check_positive_int("limit", limit)
     books = index.codebooks.select(codebooks)
     _regex(topic)
     words = index.matches(topic, ignore_case=True)  # the tokens where the topic word starts
@@ -167,7 +167,7 @@ def evaluate_steering(
 
     from .generate import generate
 
-    check_positive_int("samples", samples)
+    samples = check_positive_int("samples", samples)
     if model.tokenizer is None:
         raise CodebookError("steering is judged on text; give the model a tokenizer (CodebookModel(..., tokenizer)).")
     if not codes:

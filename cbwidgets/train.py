@@ -58,8 +58,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every"):
-            check_positive_int(name, getattr(self, name))
-        check_positive_int("checkpoint_every", self.checkpoint_every, allow_none=True)
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
+        self.checkpoint_every = check_positive_int("checkpoint_every", self.checkpoint_every, allow_none=True)
         if not self.lr > 0:
             raise CodebookError(f"lr={self.lr!r} is not valid; give a positive learning rate such as 1e-3.")
         check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))

@@ -17,8 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cbwidgets import CodebookError
+from cbwidgets.codebook import CodebookSpec
 from cbwidgets.codes import Codes
+from cbwidgets.errors import check_positive_int
+from cbwidgets.generate import generate
 from cbwidgets.tokfsm import TokFSM, load_default
+from cbwidgets.train import TrainConfig
 
 MODEL = load_default()
 NAMES = MODEL.names
@@ -180,3 +184,24 @@ def test_a_tokenizer_larger_than_the_model_is_refused_with_both_sizes() -> None:
     size = len(MODEL.tokenizer)
     with pytest.raises(CodebookError, match=rf"tokenizer has {size} tokens but the model's vocabulary has 8"):
         CodebookModel(small, MODEL.tokenizer)
+
+
+@SETTINGS
+@given(count=st.integers(1, 12).flatmap(_integer_forms))
+def test_counts_in_any_integer_form_are_taken_as_python_ints(count: Any) -> None:
+    """A count read off a library result (a numpy or torch integer) is accepted wherever a count is
+    asked for, and stored as a Python int (so it saves to JSON and compares equal)."""
+    number = int(np.asarray(count).reshape(-1)[0])
+    assert type(check_positive_int("n", count)) is int and check_positive_int("n", count) == number
+    spec = CodebookSpec(num_codes=number + 1, k=count, revive_after=count)
+    assert (type(spec.k), spec.k, type(spec.revive_after)) == (int, number, int)
+    config = TrainConfig(steps=count, batch_size=count, checkpoint_every=count, checkpoint_dir="x")
+    assert (type(config.steps), config.steps, type(config.checkpoint_every)) == (int, number, int)
+    out = generate(MODEL, PROMPT[:, :4], max_new_tokens=count, num_samples=count, top_k=count, seed=0)
+    assert out.new_ids.shape == (number, number)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, np.float32(3.0), True, "3", [1, 2], torch.tensor([1, 2]), None])
+def test_counts_that_are_not_positive_integers_are_refused_with_the_value(bad: Any) -> None:
+    with pytest.raises(CodebookError, match="give a positive integer"):
+        check_positive_int("batch_size", bad)

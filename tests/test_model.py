@@ -208,3 +208,14 @@ def test_packed_tokens_at_their_own_positions_match_the_whole_run(family: str) -
     beyond = torch.tensor([[5, 64]])  # the model has 64 positions
     with pytest.raises(CodebookError, match="65 tokens exceed this model's context of 64"):
         model(x[:, :2], position_ids=beyond)
+
+
+def test_evaluating_restores_the_mode_it_found_even_after_an_error() -> None:
+    model = tiny_model("gpt_neox", num_codes=16).train()
+    with pytest.raises(RuntimeError), model.evaluating():
+        assert not model.training and not any(m.training for m in model.modules())
+        raise RuntimeError("inside")
+    assert model.training and all(m.training for m in model.modules())
+    with model.eval().evaluating():
+        pass
+    assert not model.training

@@ -77,7 +77,7 @@ class StoryRecipe(Recipe):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("vocab_size", "layers", "width", "heads", "mlp", "num_codes", "k", "held_out_every"):
-            check_positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
 
 
 def build_storyteller(tokenizer: PreTrainedTokenizerFast, recipe: StoryRecipe) -> CodebookModel:

@@ -127,8 +127,8 @@ class FSMRecipe(SharedRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_int("num_codes", self.num_codes)
-        check_positive_int("mlp_codes", self.mlp_codes, allow_none=True)
+        object.__setattr__(self, "num_codes", check_positive_int("num_codes", self.num_codes))
+        object.__setattr__(self, "mlp_codes", check_positive_int("mlp_codes", self.mlp_codes, allow_none=True))
 
 
 @dataclass(frozen=True)

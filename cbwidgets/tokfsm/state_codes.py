@@ -60,8 +60,9 @@ def state_codes(
     at this state), precision (firings / the code's firings at any state's end), recall (firings /
     the state's occurrences). Every slot of a k > 1 codebook counts.
     """
-    for name, value in (("num_sequences", num_sequences), ("length", length), ("batch_size", batch_size)):
-        check_positive_int(name, value)
+    num_sequences = check_positive_int("num_sequences", num_sequences)
+    length = check_positive_int("length", length)
+    batch_size = check_positive_int("batch_size", batch_size)
     ends = fsm.state_ends(length)
     if len(ends) == 0:
         raise CodebookError(f"length={length} holds no whole state; give at least {1 + fsm.digits}.")

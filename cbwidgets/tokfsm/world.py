@@ -38,7 +38,7 @@ class TokFSM:
 
     def __post_init__(self) -> None:
         for name in ("num_states", "num_edges", "base", "digits"):
-            check_positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
         if self.num_edges > self.num_states:
             raise CodebookError(
                 f"num_edges={self.num_edges} exceeds num_states={self.num_states}; each state needs that many "

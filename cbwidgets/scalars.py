@@ -1,0 +1,49 @@
+"""Python numbers from whatever a user holds: numpy and torch scalars, one-element arrays.
+
+Values the library itself returns (a code id from a DataFrame, a position from a tensor) come back
+as numpy or torch scalars; every argument that takes a number accepts them through these two.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+__all__ = ["as_integer", "as_real"]
+
+
+def as_integer(value: Any) -> int:
+    """A Python int from a Python, numpy or torch integer, or a one-element integer array.
+
+    Raises ValueError for an array of several numbers, TypeError for a bool or a non-integer; each
+    caller turns those into a message about what the number was for.
+    """
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, int):
+        try:
+            value = item()  # numpy and torch scalars, and arrays of one element
+        except (ValueError, RuntimeError):
+            raise ValueError("several numbers") from None
+    if isinstance(value, bool):  # True is not a 1 here
+        raise TypeError("a bool")
+    return operator.index(value)
+
+
+def as_real(value: Any) -> float:
+    """A finite Python float from a Python, numpy or torch real number, or a one-element array.
+
+    Raises ValueError (several numbers, or not finite) or TypeError (a bool, or not a number), like
+    ``as_integer``; each caller says what the number was for.
+    """
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, int | float):
+        try:
+            value = item()
+        except (ValueError, RuntimeError):
+            raise ValueError("several numbers") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    return float(value)
