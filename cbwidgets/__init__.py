@@ -16,6 +16,7 @@ from .codes import Codes
 from .errors import CodebookError
 from .generate import Generation, generate
 from .interventions import Ablate, AblateEach, Add, Force, InterventionPlan, Patch, Scale
+from .labels import CodeLabel, CodeLabels
 from .model import CodebookModel, CodebookOutput
 from .names import CodebookNames
 from .sites import SITE_KINDS, SITE_TABLE, supported_model_types
@@ -47,6 +48,8 @@ __all__ = [  # and the widget names (WIDGET_NAMES), loaded on first use
     "CodebookNames",
     "CodebookOutput",
     "CodebookSpec",
+    "CodeLabel",
+    "CodeLabels",
     "Codes",
     "Force",
     "Generation",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,9 @@ from torch import Tensor
 
 from .errors import CodebookError
 from .names import CodebookNames
+
+if TYPE_CHECKING:
+    from .labels import CodeLabels
 
 __all__ = ["Codes"]
 
@@ -62,10 +66,12 @@ class Codes:
     def numpy(self) -> np.ndarray:
         return self.ids.detach().cpu().numpy()
 
-    def to_frame(self, tokens: Sequence[Sequence[str]] | None = None) -> pd.DataFrame:
+    def to_frame(self, tokens: Sequence[Sequence[str]] | None = None, labels: CodeLabels | None = None) -> pd.DataFrame:
         """One row per (batch, position, codebook, slot): ``id`` and the code's paste-able name ``code``.
 
-        ``tokens`` (per batch row, per position) adds a column of token strings.
+        ``tokens`` (per batch row, per position) adds a column of token strings; ``labels`` (a
+        model's ``labels``) a column of what each code means ("(stale) ..." where its label no longer
+        fits the code, "" where it has none).
         """
         b, t, n, k = self.shape
         ids = self.numpy()
@@ -85,6 +91,9 @@ class Codes:
             if len(tokens) != b or any(len(row) != t for row in tokens):
                 raise CodebookError(f"tokens must be {b} rows of {t} strings to match these codes.")
             frame.insert(2, "token", [tokens[i][j] for i, j in zip(grid[0], grid[1], strict=True)])
+        if labels is not None:
+            shown = {code: labels.shown(code) for code in set(frame.code) if code in labels}
+            frame["label"] = [shown.get(code, "") for code in frame.code]
         return frame
 
     def to(self, device: torch.device | str) -> Codes:

@@ -42,6 +42,7 @@ from .interventions import (
     StepContext,
     compile_interventions,
 )
+from .labels import CodeLabels
 from .names import EMPTY, CodebookName, CodebookNames, CodeRef
 from .sites import SITE_KINDS, Site, parse_site, site_width, sites_for
 
@@ -133,6 +134,7 @@ class CodebookModel(nn.Module):
         self._sites: dict[str, Site] = {}
         self._handles: dict[str, Any] = {}
         self._names = CodebookNames(())
+        self.labels = CodeLabels(self)  # what its codes mean, in the user's words (saved with the codebooks)
         self._state = _HookState()
         self._run: _Run | None = None
         # transformers renamed past_key_values to cache during 5.x; speak whichever this model takes

@@ -2,7 +2,8 @@
 
 A saved model is a folder: the base model in transformers' format under ``base/``, its tokenizer
 under ``tokenizer/``, and the codebooks as ``codebooks.safetensors`` (tensors keyed
-``{site}/{tensor}``) beside ``codebooks.json`` (per site, the whole ``CodebookSpec``). Codebooks
+``{site}/{tensor}``) beside ``codebooks.json`` (per site, the whole ``CodebookSpec``) and, where
+codes are labelled, ``labels.json`` (``labels.py``). Codebooks
 alone travel the same way (``save_codebooks``), for a base model shipped elsewhere. Nothing is
 unpickled.
 """
@@ -86,6 +87,7 @@ def save_codebooks(model: CodebookModel, folder: str | Path) -> Path:
         save_file(tensors, str(weights), metadata={"format": FORMAT})
     with atomic_file(folder / CODEBOOKS_JSON) as path:
         path.write_text(json.dumps(meta, indent=2))
+    model.labels.save(folder)
     return folder
 
 
@@ -112,6 +114,7 @@ def load_codebooks(model: CodebookModel, folder: str | Path) -> list[str]:
                 f"{CODEBOOKS_WEIGHTS} in {str(folder)!r} does not match {CODEBOOKS_JSON} for {site}: {err}"
             ) from None
         attached.append(site)
+    model.labels.load(folder)
     return attached
 
 
