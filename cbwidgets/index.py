@@ -19,6 +19,7 @@ import itertools
 import json
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = ["CodeIndex"]
 
 FORMAT = "cbwidgets-code-index"
 VERSION = 2  # 2: the manifest holds the codebooks' names (1: labels and sizes only)
+_MATCH_CACHE = 4_000_000  # token positions of recent searches kept (32 MB)
 _SEPARATOR = "\x00"  # between documents in the search text; belongs to no token
 _ARRAYS = ("codes", "tokens", "doc_starts", "inv_offsets", "inv_positions")
 
@@ -115,6 +117,7 @@ class CodeIndex:
         self.inv_offsets = inv_offsets
         self.inv_positions = inv_positions
         self._text: _Text | None = None
+        self._matched: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()  # recent searches (_MATCH_CACHE)
 
     @property
     def labels(self) -> list[str]:
@@ -326,8 +329,21 @@ class CodeIndex:
         return self._text
 
     def matches(self, pattern: str, ignore_case: bool = False) -> np.ndarray:
-        """Sorted unique token positions that a regex match starts in (group 1's start if it has groups)."""
-        return self.text().matches(pattern, ignore_case)
+        """Sorted unique token positions that a regex match starts in (group 1's start if it has groups).
+
+        The latest results are kept (up to ``_MATCH_CACHE`` positions in all): proposing labels for
+        many codes asks the same patterns again and again. The array returned is read-only."""
+        key = (pattern, ignore_case)
+        found = self._matched.get(key)
+        if found is None:
+            found = self.text().matches(pattern, ignore_case)
+            found.flags.writeable = False
+            self._matched[key] = found
+            while sum(len(v) for v in self._matched.values()) > _MATCH_CACHE and len(self._matched) > 1:
+                self._matched.popitem(last=False)
+        else:
+            self._matched.move_to_end(key)
+        return found
 
     def search(self, pattern: str, min_precision: float = 0.0, min_matches: int = 1) -> pd.DataFrame:
         """Codes for a regex, most precise first: codebook, code, precision, recall, matches, firings.

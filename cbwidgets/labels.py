@@ -11,8 +11,11 @@ codebooks (``labels.json``) and loaded with them; none is ever dropped on load.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -64,6 +67,27 @@ class CodeLabels:
     def __init__(self, model: CodebookModel) -> None:
         self._model = model
         self._labels: dict[str, CodeLabel] = {}
+        self._followers: list[weakref.ref[Callable[[], None]]] = []
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CodeLabels:
+        """A copied model's labels: the same labels, no followers (they follow the original)."""
+        copied = CodeLabels(copy.deepcopy(self._model, memo))
+        copied._labels = dict(self._labels)
+        return copied
+
+    def follow(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every change of these labels: how the views that show codes keep
+        their labels current. Held weakly: a view that is gone is not kept alive by it."""
+        self._followers.append(weakref.WeakMethod(callback) if inspect.ismethod(callback) else weakref.ref(callback))
+
+    def _changed(self) -> None:
+        alive = []
+        for ref in self._followers:
+            callback = ref()
+            if callback is not None:
+                alive.append(ref)
+                callback()
+        self._followers = alive
 
     # ------------------------------------------------------------ writing
     def set(self, code: Any, text: str, note: str = "") -> CodeLabel | None:
@@ -73,7 +97,8 @@ class CodeLabels:
             raise CodebookError(f"a label and its note are text; got {type(text).__name__} and {type(note).__name__}.")
         text = " ".join(text.split())
         if not text:
-            self._labels.pop(name, None)
+            if self._labels.pop(name, None) is not None:
+                self._changed()
             return None
         if len(text) > _MAX_TEXT:
             raise CodebookError(
@@ -81,11 +106,13 @@ class CodeLabels:
             )
         label = CodeLabel(name, text, note.strip(), self._sketch(name) or ())
         self._labels[name] = label
+        self._changed()
         return label
 
     def remove(self, code: Any) -> None:
         """Forget ``code``'s label (nothing happens where it has none)."""
-        self._labels.pop(self._key(code), None)
+        if self._labels.pop(self._key(code), None) is not None:
+            self._changed()
 
     # ------------------------------------------------------------ reading
     def get(self, code: Any) -> CodeLabel | None:
@@ -109,6 +136,12 @@ class CodeLabels:
         if label is None:
             return ""
         return label.text if self.status(label.code) == "current" else f"(stale) {label.text}"
+
+    def shown_for(self, codes: Iterable[str] | None = None) -> dict[str, str]:
+        """``{code: shown}`` for the labelled codes among ``codes`` (names as written; None: all), what a
+        view sends to the page."""
+        wanted = None if codes is None else set(codes)
+        return {code: self.shown(code) for code in self._labels if wanted is None or code in wanted}
 
     def stale(self) -> list[str]:
         """The codes whose labels no longer describe the model's code vectors."""
@@ -154,6 +187,7 @@ class CodeLabels:
         path = Path(folder) / LABELS_JSON
         if not path.exists():
             self._labels = {}
+            self._changed()
             return 0
         try:
             data = json.loads(path.read_text())
@@ -164,6 +198,7 @@ class CodeLabels:
         if labels is None:
             raise CodebookError(f"{str(path)!r} is not a labels file cbwidgets wrote; move it aside.")
         self._labels = {label.code: label for label in labels}
+        self._changed()
         return len(labels)
 
     # ------------------------------------------------------------ inside

@@ -4,7 +4,7 @@
 
 import { diverging } from "./colour.js";
 import { readCodes, readVector } from "./wire.js";
-import { codeName, EMPTY } from "./names.js";
+import { codeName, EMPTY, withMeaning } from "./names.js";
 import { quotedToken, tokenSpan } from "./tokens.js";
 import { checkRadio, createFrame, divs, radios } from "./frame.js";
 import { createRequests } from "./request.js";
@@ -132,7 +132,7 @@ function render({ model, el }) {
     toggle.checked = edits.has(code);
     const text = document.createElement("span");
     text.className = "cbw-ab-name";
-    text.textContent = code;
+    text.textContent = code + withMeaning(model.get("code_labels") || {}, code);
     const slider = document.createElement("input");
     slider.type = "range";
     slider.className = "cbw-ab-scale";
@@ -215,6 +215,7 @@ function render({ model, el }) {
 
   requests.onAnswer(paintResult);
   model.on("change:position", paintControls);
+  model.on("change:code_labels", paintControls);
   model.on("change:edits", () => {
     // the kernel echoes the view's own edits back: repaint only for edits made elsewhere (Python,
     // Reset), so a slider being dragged is never replaced under the pointer

@@ -5,20 +5,37 @@
 import { diverging } from "./colour.js";
 import { readVector } from "./wire.js";
 import { quotedToken, tokenSpan, TOKEN_CHARS } from "./tokens.js";
-import { createFrame, divs } from "./frame.js";
+import { createFrame, divs, element } from "./frame.js";
 import { createRequests } from "./request.js";
+import { withMeaning } from "./names.js";
 
 function render({ model, el }) {
   const frame = createFrame(el, "cbw-dashboard", model);
   const { root, error, status } = frame;
   root.append(error);
-  const [title, summary, hist, columns] = divs(root, "cbw-db-title", "cbw-db-summary", "cbw-db-hist", "cbw-db-columns");
+  const [head, summary, hist, columns] = divs(root, "cbw-db-head-row", "cbw-db-summary", "cbw-db-hist", "cbw-db-columns");
+  const title = element("span", "cbw-db-title");
+  const label = element("input", "cbw-db-label", {
+    type: "text",
+    placeholder: "label this code (Enter saves it with the model)",
+    maxLength: 200,
+  });
+  const suggest = element("button", "cbw-db-suggest", {
+    textContent: "suggest",
+    title: "rules that may describe this code, scored on held-out text; click one to make it the label",
+  });
+  const labelState = element("span", "cbw-db-label-state");
+  head.append(title, label, suggest, labelState);
+  const suggestions = element("div", "cbw-db-suggestions");
+  head.after(suggestions);
   const [examples, side] = divs(columns, "cbw-db-examples", "cbw-db-side");
   root.append(status);
 
   function paint() {
     const stats = model.get("stats");
     title.textContent = `code ${model.get("code")}`;
+    paintLabel();
+    paintSuggestions();
     const tops = (stats.top_tokens || []).map(([t, n]) => `${quotedToken(t)} x${n}`).join(", ");
     summary.textContent =
       `fires on ${stats.firings} tokens (${(100 * stats.frequency).toFixed(3)}% of the corpus) in ` +
@@ -26,6 +43,26 @@ function render({ model, el }) {
     paintHistogram();
     paintExamples();
     paintSide();
+  }
+
+  function paintSuggestions() {
+    const rows = model.get("suggestions").map((s, i) => {
+      const row = document.createElement("div");
+      row.className = "cbw-db-suggestion";
+      row.dataset.i = String(i);
+      row.textContent = s.label;
+      row.title = `rule: ${s.pattern}${s.topic ? ` in documents matching ${s.topic}` : ""}; click to make it the label`;
+      return row;
+    });
+    suggestions.replaceChildren(...rows);
+  }
+
+  function paintLabel() {
+    const state = model.get("label_status");
+    label.hidden = suggest.hidden = state === ""; // no model: nowhere to keep a label
+    if (document.activeElement !== label) label.value = model.get("label");
+    label.classList.toggle("cbw-stale", state === "stale");
+    labelState.textContent = state === "stale" ? "stale: written for this code before it was retrained" : "";
   }
 
   function paintHistogram() {
@@ -85,7 +122,7 @@ function render({ model, el }) {
         const row = document.createElement("div");
         row.className = "cbw-db-similar";
         row.dataset.code = s.code;
-        row.textContent = `${s.code}  ${s.cosine.toFixed(3)}`;
+        row.textContent = `${s.code}  ${s.cosine.toFixed(3)}${withMeaning(model.get("code_labels") || {}, s.code)}`;
         parts.push(row);
       }
     }
@@ -104,6 +141,28 @@ function render({ model, el }) {
     status.textContent = `opening ${row.dataset.code} ...`;
     requests.send({ code: row.dataset.code });
   });
+  label.addEventListener("change", () => {
+    status.textContent = label.value.trim() ? `labelling ${model.get("code")} ...` : `removing the label ...`;
+    requests.send({ label: label.value });
+  });
+  label.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") label.blur(); // blur fires "change" once
+    if (event.key === "Escape") {
+      label.value = model.get("label");
+      label.blur();
+    }
+  });
+  suggest.addEventListener("click", () => {
+    status.textContent = `proposing labels for ${model.get("code")} ...`;
+    requests.send({}, "suggest");
+  });
+  suggestions.addEventListener("click", (event) => {
+    const row = event.target.closest(".cbw-db-suggestion");
+    if (row) requests.send({ adopted: Number(row.dataset.i) });
+  });
+  model.on("change:code_labels", () => paintSide());
+  model.on("change:suggestions", () => paintSuggestions());
+  model.on("change:label change:label_status", () => paintLabel());
   requests.onAnswer(() => {
     paint();
     status.textContent = model.get("status");

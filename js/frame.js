@@ -89,6 +89,11 @@ export function divs(parent, ...classNames) {
   });
 }
 
+/** One element: its tag, class and properties (type, textContent, title, placeholder, ...). */
+export function element(tag, className, properties = {}) {
+  return Object.assign(document.createElement(tag), { className, ...properties });
+}
+
 /** Radio buttons for one setting's valid values (sent by the kernel in `choices`). */
 export function radios(name, values, current, onChange) {
   const group = document.createElement("span");

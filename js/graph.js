@@ -155,12 +155,14 @@ function render({ model, el }) {
     const n = data.list[Number(g.dataset.i)];
     const into = data.links.filter((l) => l.to === n.i).length;
     const out = data.links.filter((l) => l.from === n.i).length;
-    const rows = [
-      ["code", n.name],
+    const rows = [["code", n.name]];
+    const label = (model.get("code_labels") || {})[n.name];
+    if (label) rows.push(["label", label]);
+    rows.push(
       ["token", `${n.position}: ${quotedToken(data.tokens[n.position] ?? "")}`],
       ["effect on the target", `${n.effect >= 0 ? "+" : ""}${n.effect.toPrecision(3)}`],
       ["edges", `${into} in, ${out} out`],
-    ];
+    );
     if (n.note) {
       const cut = n.note.indexOf(": ");
       rows.push(cut > 0 ? [n.note.slice(0, cut), n.note.slice(cut + 2)] : ["about", n.note]);

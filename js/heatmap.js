@@ -5,7 +5,7 @@
 
 import { codeColour, diverging, textOn } from "./colour.js";
 import { readArray, readCodes } from "./wire.js";
-import { codeName, EMPTY } from "./names.js";
+import { codeName, EMPTY, withMeaning } from "./names.js";
 import { quotedToken, tokenSpan } from "./tokens.js";
 import { createFrame, divs } from "./frame.js";
 
@@ -83,7 +83,8 @@ function render({ model, el }) {
     let count = 0;
     for (let t = 0; t < data.T; t++) if (fires(t, selected.column, selected.id)) count++;
     const name = codeName(data.labels[selected.column], selected.id);
-    status.textContent = `code ${name} fires on ${count} of ${data.T} tokens`;
+    const meaning = withMeaning(model.get("code_labels") || {}, name);
+    status.textContent = `code ${name}${meaning} fires on ${count} of ${data.T} tokens`;
   }
 
   function paint(force = false) {
@@ -145,12 +146,14 @@ function render({ model, el }) {
     const t = Number(row.dataset.t);
     const rows = [[`token ${t}`, quotedToken(data.tokens[t])]];
     const columns = cell ? [Number(cell.dataset.n)] : [...Array(data.N).keys()];
+    const meanings = model.get("code_labels") || {};
     for (const n of columns.slice(0, 16)) {
       const ids = [];
       for (let k = 0; k < data.K; k++) {
         const id = data.at(t, n, k);
         if (id === EMPTY) continue;
-        ids.push(codeName(data.labels[n], id) + (effects ? ` (${effectText(effects.at(t, n, k))})` : ""));
+        const name = codeName(data.labels[n], id);
+        ids.push(name + withMeaning(meanings, name) + (effects ? ` (${effectText(effects.at(t, n, k))})` : ""));
       }
       rows.push([data.names[n], ids.length ? ids.join(", ") : "none"]);
     }
@@ -175,6 +178,7 @@ function render({ model, el }) {
     paint(true);
   });
   for (const name of ["ids", "tokens", "labels", "effects", "effect_title"]) model.on(`change:${name}`, load);
+  model.on("change:code_labels", () => data && paintStatus());
   load();
   return () => tooltip.hide();
 }

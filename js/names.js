@@ -8,3 +8,9 @@ export const EMPTY = -1; // an empty slot
 export function codeName(label, id) {
   return id === EMPTY ? "" : `${label}.${id}`;
 }
+
+/** ' "its label"' for a labelled code (the kernel's code_labels: name -> label as shown), else "". */
+export function withMeaning(meanings, name) {
+  const label = meanings[name];
+  return label ? ` "${label}"` : "";
+}

@@ -4,6 +4,7 @@
 import { readVector } from "./wire.js";
 import { createFrame, divs } from "./frame.js";
 import { createRequests } from "./request.js";
+import { withMeaning } from "./names.js";
 
 const DEBOUNCE_MS = 150;
 
@@ -37,9 +38,10 @@ function render({ model, el }) {
     status.textContent = model.get("summary");
     if (timer === null) input.value = model.get("pattern"); // a pattern set from Python; never mid-typing
     const head = row(["code", "precision", "recall", "matches", "firings"], "cbw-se-row cbw-se-head");
+    const meanings = model.get("code_labels") || {};
     const rows = codes.map((code, i) =>
       row(
-        [code, precision[i].toFixed(3), recall[i].toFixed(3), String(matches[i]), String(firings[i])],
+        [code + withMeaning(meanings, code), precision[i].toFixed(3), recall[i].toFixed(3), String(matches[i]), String(firings[i])],
         "cbw-se-row" + (code === model.get("opened") ? " cbw-selected" : ""),
         code,
       ),
@@ -54,6 +56,7 @@ function render({ model, el }) {
     for (const text of cells) {
       const cell = document.createElement("div");
       cell.textContent = text;
+      cell.title = text;
       div.appendChild(cell);
     }
     return div;
@@ -67,6 +70,7 @@ function render({ model, el }) {
   });
   requests.onAnswer(paint);
   model.on("change:opened", paint);
+  model.on("change:code_labels", paint);
   paint();
 }
 

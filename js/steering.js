@@ -4,6 +4,7 @@
 import { readVector } from "./wire.js";
 import { createFrame, divs, radios } from "./frame.js";
 import { createRequests } from "./request.js";
+import { withMeaning } from "./names.js";
 
 const DEBOUNCE_MS = 250;
 
@@ -155,7 +156,8 @@ function render({ model, el }) {
       row.dataset.code = code;
       const box = input("checkbox", "cbw-st-pick", { value: code }); // ticked by paintChosen
       const name = document.createElement("span");
-      name.textContent = code;
+      name.textContent = code + withMeaning(model.get("code_labels") || {}, code);
+      name.title = name.textContent;
       const bar = document.createElement("span");
       bar.className = "cbw-st-bar";
       bar.style.setProperty("--cbw-p", String(precision[i] ?? 0));
@@ -215,6 +217,7 @@ function render({ model, el }) {
   }
 
   model.on("change:candidates", paintCandidates);
+  model.on("change:code_labels", paintCandidates);
   model.on("change:chosen", paintChosen);
   model.on("change:default_texts", paintOutputs);
   model.on("change:steered_texts", paintOutputs);

@@ -20,6 +20,7 @@ from ..interventions import ABLATION_MODES, Ablate, Intervention, Scale
 from ..model import CodebookModel
 from ..names import as_real
 from .base import STATIC, Array, CodeGridWidget, Integer, refusing
+from .labelled import LabelledCodes, codes_in_grid
 from .text import token_strings
 
 __all__ = ["AblationPanel", "ablation_panel"]
@@ -28,7 +29,7 @@ WHERE = ("everywhere", "token")  # edit a code wherever it fires in the prompt, 
 _SCALES = (0.0, 2.0)
 
 
-class AblationPanel(CodeGridWidget):
+class AblationPanel(CodeGridWidget, LabelledCodes):
     """The codes at a chosen token, each with a toggle and a scale slider (0 = ablated, 1 = as is,
     up to 2); the next-token predictions before and after; per-token change marks on the prompt.
 
@@ -74,6 +75,7 @@ class AblationPanel(CodeGridWidget):
             choices={"mode": list(ABLATION_MODES), "where": list(WHERE)},
         )
         self._rerun()
+        self.follow_labels(model.labels)
 
     # ------------------------------------------------------------ running
     @traitlets.validate("edits")
@@ -132,6 +134,9 @@ class AblationPanel(CodeGridWidget):
             self.next_after = torch.cat([nan, logp[steps, actual].exp()])
             ms = (time.perf_counter() - start) * 1000
             self.status = f"edits: {self.edits_text(edits)}; mode {self.mode}, {self.where}; ran in {ms:.0f} ms"
+
+    def _codes_shown(self) -> list[str]:
+        return codes_in_grid(self.labels, self.ids)
 
     def edits_text(self, edits: list[dict[str, Any]] | None = None) -> str:
         """The edits (the panel's own by default) in a few words: ``1.mlp.173x0, 2.3.5x1.5``."""

@@ -225,6 +225,16 @@ class WidgetBase(anywidget.AnyWidget):
         finally:
             self._answering = False
 
+    @contextmanager
+    def showing(self) -> Iterator[None]:
+        """Set traits that show state kept elsewhere (a model's label, say): not edits to act on, so
+        the traits' own observers do not answer them."""
+        answering, self._answering = self._answering, True
+        try:
+            yield
+        finally:
+            self._answering = answering
+
     # ---------------------------------------------------------------- errors
     @contextmanager
     def reporting_errors(self) -> Iterator[None]:

@@ -9,11 +9,15 @@ import numpy as np
 import traitlets
 
 from ..code_effects import code_logit_effect, residual_vector, similar_codes
+from ..errors import CodebookError
 from ..index import CodeIndex
+from ..label_proposals import propose_labels
 from ..model import CodebookModel
-from .base import STATIC, Array, CodeTrait, Integer, WidgetBase, refusing
+from ..names import as_integer
+from .base import STATIC, Array, CodeTrait, Integer, refusing
 from .export import export_html
 from .heatmap import CodeHeatmap
+from .labelled import LabelledCodes
 from .search import CodeSearch
 
 __all__ = ["CodeDashboard", "code_explorer"]
@@ -21,10 +25,18 @@ __all__ = ["CodeDashboard", "code_explorer"]
 BINS = 20
 
 
-class CodeDashboard(WidgetBase):
+class CodeDashboard(LabelledCodes):
     """Frequency, where in documents it fires, top examples, logit effect and similar codes (the last
     two need the model). Clicking an example shows its window in ``heatmap`` with the code selected;
-    clicking a similar code (or ``show(code)``) switches the dashboard."""
+    clicking a similar code (or ``show(code)``) switches the dashboard.
+
+    With the model, the title holds the code's label (``model.labels``), editable in place: typing
+    one there (or setting ``label`` here) labels the code in the model, for every view and for
+    ``save_pretrained``; ``label_status`` says whether it is current or stale. "suggest" (or
+    ``suggest()``) lists rules the kit proposes for the code, scored on held-out text
+    (``label_proposals.propose_labels``); choosing one (``adopt(i)``) makes it the label, with its
+    rule and scores as the label's note.
+    """
 
     _esm = STATIC / "dashboard.js"
     code = CodeTrait()  # in the written form; any form the model takes is accepted
@@ -35,8 +47,12 @@ class CodeDashboard(WidgetBase):
     similar = traitlets.List(traitlets.Dict()).tag(sync=True)
     opened_example = Integer(-1).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
+    label = traitlets.Unicode("").tag(sync=True)  # the code's label ("" none); what the title's box edits
+    label_status = traitlets.Unicode("").tag(sync=True)  # current, stale or none; "" without the model
+    suggestions = traitlets.List(traitlets.Dict()).tag(sync=True)  # proposed rules: label, phrase, scores
+    adopted = Integer(-1).tag(sync=True)  # the suggestion the view chose
 
-    _answers_to = ("code", "opened_example")
+    _answers_to = ("code", "opened_example", "label", "adopted")
 
     def __init__(
         self, index: CodeIndex, code: Any, model: CodebookModel | None = None, examples: int = 12, context: int = 8
@@ -47,6 +63,8 @@ class CodeDashboard(WidgetBase):
         super().__init__(code=index.codebooks.canonical(code))
         self.heatmap = CodeHeatmap([], np.zeros((0, len(index.codebooks)), dtype=np.int32), index.codebooks)
         self._show()
+        if model is not None:
+            self.follow_labels(model.labels)
 
     @traitlets.validate("code")
     @refusing
@@ -58,6 +76,21 @@ class CodeDashboard(WidgetBase):
         self.code = self._index.codebooks.canonical(code)
 
     def answer(self, changed: set[str], command: str) -> None:
+        if command == "suggest":
+            self.suggest()
+        if "adopted" in changed and self.adopted >= 0:
+            self.adopt(self.adopted)
+        if "label" in changed and "code" not in changed:
+            if self._model is None:
+                self.label = ""
+                raise CodebookError(
+                    "labels live in the model: open the dashboard as CodeDashboard(index, code, model)."
+                )
+            try:
+                self._model.labels.set(self.code, self.label)  # every view that shows the code follows
+            except CodebookError:
+                self.refresh_labels()  # the box shows the label the model still holds
+                raise
         if "code" in changed:
             self._show()
         if "opened_example" in changed:
@@ -86,7 +119,53 @@ class CodeDashboard(WidgetBase):
             self.effects = effects
             self.similar = similar
             self.opened_example = -1
-            self.status = "" if self._model is not None else "logit effect and similar codes need the model"
+            self.suggestions = []
+            self.status = "" if self._model is not None else "logit effect, similar codes and labels need the model"
+            self.refresh_labels()
+
+    def suggest(self, top: int = 5) -> list[dict[str, Any]]:
+        """Rules that may describe the code, best first, scored on the index's held-out half."""
+        table = propose_labels(self._index, self.code, top=top)
+        columns = ["label", "phrase", "pattern", "topic", "precision", "recall"]
+        self.suggestions = [{str(k): v for k, v in row.items()} for row in table[columns].to_dict("records")]
+        if table.attrs["held_out_firings"] == 0:
+            self.status = (
+                f"{self.code} does not fire in the index's held-out half (its odd documents), so no rule can be "
+                f"scored; build the index from more documents"
+            )
+        else:
+            self.status = f"{len(table)} suggestions for {self.code}: click one to make it the label"
+        return list(self.suggestions)
+
+    def adopt(self, i: Any) -> None:
+        """Make suggestion ``i`` the code's label; its rule and scores become the label's note."""
+        if self._model is None:
+            raise CodebookError("labels live in the model: open the dashboard as CodeDashboard(index, code, model).")
+        i = as_integer(i)
+        if not 0 <= i < len(self.suggestions):
+            raise CodebookError(f"suggestion {i} does not exist; there are {len(self.suggestions)} (press suggest).")
+        chosen = self.suggestions[i]
+        rule = f"rule {chosen['pattern']!r}" + (
+            f" in documents matching {chosen['topic']!r}" if chosen["topic"] else ""
+        )
+        note = f"{rule}; held-out precision {chosen['precision']:.2f}, recall {chosen['recall']:.2f}"
+        self._model.labels.set(self.code, chosen["phrase"], note=note)
+        with self.showing():
+            self.adopted = -1
+        self.status = f"labelled {self.code}: {chosen['phrase']}"
+
+    def _codes_shown(self) -> list[str]:
+        return [self.code, *(row["code"] for row in self.similar)]
+
+    def refresh_labels(self) -> None:
+        """The labels of the code and of its similar codes, and the title's label, up to date."""
+        super().refresh_labels()
+        if self._model is None:
+            return
+        found = self._model.labels.get(self.code)
+        with self.showing():  # the model's label, not an edit of it
+            self.label = "" if found is None else found.text
+            self.label_status = self._model.labels.status(self.code)
 
     def open_example(self, i: int) -> CodeHeatmap:
         """Show example ``i``'s window (the whole context around it) in ``self.heatmap``, code selected."""
@@ -123,7 +202,7 @@ def code_explorer(index: CodeIndex, model: CodebookModel | None = None, pattern:
     """A search box, the dashboard of the code clicked there, and the heatmap of the example clicked there."""
     import ipywidgets
 
-    search = CodeSearch(index, pattern)
+    search = CodeSearch(index, pattern, labels=None if model is None else model.labels)
     first = search.code_names[0] if search.code_names else index.codebooks.code_name(0, 0)
     dashboard = CodeDashboard(index, first, model)
     search.on_open(dashboard.show)

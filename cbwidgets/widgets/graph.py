@@ -31,6 +31,7 @@ from .ablation import AblationPanel
 from .base import STATIC, Array, Integer, as_array, refusing
 from .dashboard import CodeDashboard
 from .heatmap import CodeHeatmap
+from .labelled import LabelledCodes
 from .selection import CodeSelecting
 from .text import token_strings
 
@@ -39,7 +40,7 @@ __all__ = ["CLICKS", "CodeGraph", "code_graph_view"]
 CLICKS = ("select", "ablate")  # what a click on a node does
 
 
-class CodeGraph(CodeSelecting):
+class CodeGraph(CodeSelecting, LabelledCodes):
     """The strongest codes for a target and the edges between them, recomputed on every ablation.
 
     ``ablated`` lists ``{"code": "1.mlp.173", "position": 12}`` removals the graph is computed under
@@ -47,6 +48,7 @@ class CodeGraph(CodeSelecting):
     tables drawn. ``index`` (a CodeIndex of the same codebooks) makes each node's hover name the
     tokens its code fires on most; without one it names the tokens the code writes toward.
     ``selected_position`` is the token of the node selected last (a click sets it with the code).
+    A node's hover shows its code's label (``model.labels``) where it has one.
     """
 
     _esm = STATIC / "graph.js"
@@ -103,6 +105,7 @@ class CodeGraph(CodeSelecting):
             choices={"click": list(CLICKS)},
         )
         self._recompute()
+        self.follow_labels(model.labels)
 
     # ------------------------------------------------------------ running
     @traitlets.validate("click")
@@ -168,6 +171,7 @@ class CodeGraph(CodeSelecting):
             self.edges = as_array(np.asarray(pairs, dtype=np.int32).reshape(-1, 2), "<i4")
             self.edge_effects = as_array(edges.effect.to_numpy(), "<f4")
             self.node_notes = [self._note(code) for code in top.code]
+            self.refresh_labels()
             attrs = effects.attrs
             self.target_position = int(top.position.max()) if len(top) else len(self.tokens) - 1
             self.title = f"{attrs.get('target', '')}: {attrs.get('clean', float('nan')):.3f}"
@@ -179,6 +183,9 @@ class CodeGraph(CodeSelecting):
                 f"{len(top)} strongest of {len(effects)} codes, {len(edges)} edges (|effect| >= {self._min_edge:g}); "
                 f"mode {self._mode}; removed: {removed}{panel}"
             )
+
+    def _codes_shown(self) -> list[str]:
+        return list(self.nodes_frame.code) if len(self.nodes_frame) else []
 
     def _note(self, code: str) -> str:
         """What a code is about, in a few tokens: where it fires (index) or what it writes toward."""

@@ -16,6 +16,7 @@ from ..errors import CodebookError
 from ..model import CodebookModel
 from ..names import EMPTY, CodebookNames
 from .base import STATIC, Array, CodeGridWidget, as_array
+from .labelled import LabelledCodes, codes_in_grid
 from .selection import CodeSelecting
 from .text import token_strings
 
@@ -24,7 +25,7 @@ __all__ = ["CodeHeatmap", "heatmap"]
 _FALLBACK_ROWS = 64
 
 
-class CodeHeatmap(CodeGridWidget, CodeSelecting):
+class CodeHeatmap(CodeGridWidget, CodeSelecting, LabelledCodes):
     """Tokens down, codebooks across; a cell shows the code that fired (its first slot when k > 1).
 
     Click a code to select it: every token where it fires lights up, and ``selected`` (a code name
@@ -33,6 +34,7 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting):
 
     ``show_effects(cbwidgets.circuits.ablation_effects(...))`` colours each cell by how much its
     code matters to a target (blue holds it up, red pushes it down), instead of a pale colour per id.
+    A heatmap of a model (``heatmap(model, text)``) shows its codes' labels in the tooltip.
     """
 
     _esm = STATIC / "heatmap.js"
@@ -69,7 +71,9 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting):
             raise CodebookError(f"the heatmap shows one prompt; got a batch of {ids.shape[0]}. Pass one text.")
         with torch.no_grad():
             out = model(ids)
-        return cls.from_codes(out.codes, token_strings(model.tokenizer, ids[0].tolist()))
+        view = cls.from_codes(out.codes, token_strings(model.tokenizer, ids[0].tolist()))
+        view.follow_labels(model.labels)
+        return view
 
     def show(self, tokens: Sequence[str], codes: Any, codebooks: CodebookNames, selected: Any = "") -> None:
         """Show other tokens and codes (ids (tokens, codebooks[, k]), -1 for an empty slot), and select
@@ -96,6 +100,7 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting):
             self.names = list(codebooks.names)
             self.ids = as_array(ids, "<i4")
             self.select(selected)
+            self.refresh_labels()
 
     # -------------------------------------------------------------- effects
     def show_effects(self, effects: pd.DataFrame, title: str | None = None) -> None:
@@ -138,6 +143,9 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting):
         with self.hold_sync():
             self.effects = np.zeros((0, 0, 0), dtype="<f4")
             self.effect_title = ""
+
+    def _codes_shown(self) -> list[str]:
+        return codes_in_grid(self.labels, self.ids)
 
     # -------------------------------------------------------------- reading
     def positions(self, code: Any = None) -> list[int]:

@@ -11,17 +11,19 @@ import pandas as pd
 import traitlets
 
 from ..index import CodeIndex
-from .base import STATIC, Array, CodeTrait, WidgetBase, refusing
+from ..labels import CodeLabels
+from .base import STATIC, Array, CodeTrait, refusing
+from .labelled import LabelledCodes
 
 __all__ = ["CodeSearch"]
 
 
-class CodeSearch(WidgetBase):
+class CodeSearch(LabelledCodes):
     """A regex box over a ``CodeIndex``; the table updates as you type (150 ms debounce in the view).
 
     A bad regex shows its message in the widget (the last good table stays). Clicking a row sets
     ``opened`` to that code; ``on_open(callback)`` hears it (a CodeDashboard can follow it, see
-    ``code_explorer``).
+    ``code_explorer``). ``labels`` (a model's ``labels``) shows each code's label beside its name.
     """
 
     _esm = STATIC / "search.js"
@@ -36,19 +38,28 @@ class CodeSearch(WidgetBase):
 
     _answers_to = ("pattern",)
 
-    def __init__(self, index: CodeIndex, pattern: str = "", rows: int = 50, min_matches: int = 1) -> None:
+    def __init__(
+        self,
+        index: CodeIndex,
+        pattern: str = "",
+        rows: int = 50,
+        min_matches: int = 1,
+        labels: CodeLabels | None = None,
+    ) -> None:
         super().__init__(pattern=pattern)
         self._index = index
         self._rows = rows
         self._min_matches = min_matches
         with self.reporting_errors():
             self.answer({"pattern"}, "")
+        self.follow_labels(labels)
 
     def answer(self, changed: set[str], command: str) -> None:
         table = self._index.search(self.pattern, min_matches=self._min_matches) if self.pattern else None
         shown = table.head(self._rows) if table is not None else pd.DataFrame(columns=_COLUMNS)
         with self.hold_sync():
             self.code_names = shown["code"].tolist()
+            self.refresh_labels()
             self.precision, self.recall = shown["precision"], shown["recall"]
             self.matches, self.firings = shown["matches"], shown["firings"]
             if table is None:
@@ -63,6 +74,9 @@ class CodeSearch(WidgetBase):
         """A code opened from Python may be in any form the model takes; it reads in the written form."""
         value = proposal["value"]
         return self._index.codebooks.canonical(value) if value else ""
+
+    def _codes_shown(self) -> list[str]:
+        return list(self.code_names)
 
     def open_code(self, code: Any) -> None:
         """Open ``code`` (any form), as clicking its row does: ``on_open`` callbacks hear it."""

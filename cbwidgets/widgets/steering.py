@@ -21,14 +21,15 @@ from ..generate import stream
 from ..index import CodeIndex
 from ..model import CodebookModel
 from ..steering import RULES, cut_at_end, steering, topic_codes
-from .base import STATIC, Array, CodeListTrait, Integer, Real, WidgetBase, refusing
+from .base import STATIC, Array, CodeListTrait, Integer, Real, refusing
+from .labelled import LabelledCodes
 
 __all__ = ["SteeringPanel", "steering_panel"]
 
 _SEND_EVERY_S = 0.1  # text updates per second to the view: enough to watch, few enough messages
 
 
-class SteeringPanel(WidgetBase):
+class SteeringPanel(LabelledCodes):
     """Prompt, topic word -> candidate codes (with precision) to tick, rule, strength, sampling
     settings; Generate shows default and steered samples side by side as tokens arrive; Stop ends it.
 
@@ -87,6 +88,7 @@ class SteeringPanel(WidgetBase):
             self.chosen = list(codes)
         if codes is not None or not topic:
             self.status = f"{len(self.chosen)} codes ticked" if self.chosen else "type a topic word to find codes"
+        self.follow_labels(model.labels)
 
     _answers_to = ("topic",)
 
@@ -105,6 +107,13 @@ class SteeringPanel(WidgetBase):
         return [self._model.names.canonical(code) for code in proposal["value"]]
 
     # ------------------------------------------------------------ picking codes
+    def _codes_shown(self) -> list[str]:
+        return [*self.candidates, *self.chosen]
+
+    @traitlets.observe("chosen")
+    def _label_chosen(self, change: dict[str, Any]) -> None:
+        self.refresh_labels()
+
     def _find_candidates(self) -> None:
         if not self.topic or self._index is None:
             if self.topic and self._index is None:
@@ -118,6 +127,7 @@ class SteeringPanel(WidgetBase):
             self.candidates = table["code"].tolist()
             self.precision, self.coverage = table["precision"], table["coverage"]
             self.chosen = self.candidates[: self._picks]
+            self.refresh_labels()
             found = table.attrs["documents"]
             self.status = (
                 f"{found} documents mention {self.topic!r}; {len(self.chosen)} codes ticked"

@@ -1,0 +1,84 @@
+"""How often the proposed labels get the known answer, and how long a proposal takes.
+
+- TokFSM default model: the MLP codes of layers 1-3 that fire on one state (>= 90 % of their
+  firings at states' ends are at one state's, 5 or more firings): the share whose first proposal is
+  a rule ending in that state's digits, firing on its last, with held-out precision >= 0.9
+  (target >= 80 %). Index: 400 walks of 128 tokens.
+- storyteller: for each topic word, the codes ``topic_codes`` finds for it (layer 0, 16 per topic)
+  over an index of the training stories; the share whose first proposal (and whose best three) is a
+  rule about a text on that topic ("in a text about 'dragon'"; "friends" counts for "friend").
+
+    python benchmarks/labels.py [--threads 2] [--no-stories]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+import torch
+
+from cbwidgets import storyteller
+from cbwidgets.index import CodeIndex
+from cbwidgets.label_proposals import propose_labels
+from cbwidgets.steering import topic_codes
+from cbwidgets.stories import load_stories, split_stories
+from cbwidgets.tokfsm import TokFSM, load_default
+from cbwidgets.tokfsm.state_labels import state_labels
+
+TOPICS = ("dragon", "flower", "baby", "fire", "slide", "friend", "king")
+
+
+def tokfsm() -> None:
+    model, fsm = load_default(), TokFSM()
+    index = CodeIndex.build(model, fsm.sample(400, 128, seed=21), progress=False)
+    start = time.perf_counter()
+    table = state_labels(model, fsm, index)
+    seconds = time.perf_counter() - start
+    named, tried = int(table.named.sum()), len(table)
+    verdict = "met" if named >= 0.8 * tried else "MISSED"
+    print(f"\nTokFSM: {tried} MLP codes of layers 1-3 fire on one state (and 10+ times in the index)")
+    print(f"  first proposal names the state, held-out precision >= 0.9: {named}/{tried} = {named / tried:.1%}")
+    print(f"  (target >= 80 %: {verdict}); {1000 * seconds / tried:.0f} ms per code")
+    print("  e.g.", "; ".join(f"{r.code} (state {r.state}): {r.label}" for r in table.head(3).itertuples()))
+
+
+def stories() -> None:
+    model = storyteller()
+    train, _ = split_stories(load_stories())
+    start = time.perf_counter()
+    index = CodeIndex.build(model, [story.text for story in train], batch_size=16, progress=False)
+    print(f"\nstoryteller: index of {index.num_tokens:,} tokens in {time.perf_counter() - start:.0f} s")
+    print("  topic    codes  first proposal about the topic  any of the best 3")
+    first_all = any_all = count_all = 0
+    for topic in TOPICS:
+        codes = topic_codes(index, topic, "0.", per_codebook=8, limit=16).code.tolist()
+        first = any_three = 0
+        for code in codes:
+            table = propose_labels(index, code, top=3)
+            about = [
+                bool(re.search(rf"\b{topic}", phrase)) and src == "topic"  # "friends" names "friend"
+                for phrase, src in zip(table.phrase, table.source, strict=True)
+            ]
+            first += bool(about and about[0])
+            any_three += any(about)
+        print(f"  {topic:8} {len(codes):5}  {first:5}  {any_three:5}")
+        first_all, any_all, count_all = first_all + first, any_all + any_three, count_all + len(codes)
+    print(f"  all      {count_all:5}  {first_all / count_all:.1%}  {any_all / count_all:.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-stories", action="store_true", help="skip the storyteller's topics")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    tokfsm()
+    if not args.no_stories:
+        stories()
+
+
+if __name__ == "__main__":
+    main()
