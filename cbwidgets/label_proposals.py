@@ -6,11 +6,13 @@ topic). Candidates come from the code's firings in one half of an index's docume
 ones): the tokens it fires on, the classes those tokens fall in (numbers, years, capitalised
 words, punctuation, word starts), the tokens before them, the word that marks the documents it
 prefers, its place at a document's start. Each is scored on the other half, as the index's search
-scores a pattern: precision (of the code's firings there, the share the rule predicts) and recall
+scores a pattern (a code that fires fewer than 5 times there is scored where its rules came from,
+and its labels say so): precision (of the code's firings there, the share the rule predicts) and recall
 (of the rule's matches there, the share the code fires on). First come the rules that predict at
 least 90 % of its firings (and of whose matches it fires on 5 % or more), narrowest (highest
 recall) first: a label should be true of what the code does, and no broader than it; then the
-rest, by F-beta with beta 0.25 (precision counts more).
+rest, by F-beta with beta 0.25 (precision counts more), those whose matches the code fires on
+less than once in 200 last.
 
 ``propose_labels(..., proposer=f)`` adds the proposals of any callable that reads examples (a
 language model's prompt, say) and returns a rule; they are scored the same way.
@@ -58,6 +60,8 @@ _CLASSES = (
 )
 _COVERS = 0.9  # a rule that predicts this share of the code's firings describes it; the narrowest wins
 _NARROW = 0.05  # ... if the code fires on this share of its matches at least ("a word start" is true, and empty)
+_MIN_HELD_OUT = 5  # fewer held-out firings than this: scored on the proposing half, the label says so
+_EMPTY = 0.005  # rules whose matches the code fires on less often than this come last
 _BETA = 0.25  # the others rank by F-beta: precision (what the code does) counts more than recall
 _TOPIC_WORDS = 4  # words tried as the topic of the documents a code prefers
 _FIRST = r"(?:^|\x00)([^\x00])"  # a document's first token (documents are joined by \x00)
@@ -149,12 +153,17 @@ def propose_labels(
         candidates += [(rule, "proposer") for rule in _from_proposer(proposer, _examples(index, fired))]
     rows, seen = [], set()
     held_fired = scored_on.index.positions(name)
+    held_out_firings = len(scored_on.keep(held_fired))
+    where = ""
+    if held_out_firings < _MIN_HELD_OUT:  # nothing to test on: score where it was proposed, and say so
+        scored_on, held_fired = source, index.positions(name)
+        where = f" on the documents it was proposed from: {held_out_firings} held-out firings"
     for rule, kind in candidates:
         if (rule.pattern, rule.topic, rule.phase) in seen:
             continue
         seen.add((rule.pattern, rule.topic, rule.phase))
         score = _score(scored_on, held_fired, rule)
-        label = f"{rule.phrase} (precision {score['precision']:.2f}, recall {score['recall']:.2f})"
+        label = f"{rule.phrase} (precision {score['precision']:.2f}, recall {score['recall']:.2f}{where})"
         rows.append(
             {
                 "label": label,
@@ -168,9 +177,10 @@ def propose_labels(
     table = pd.DataFrame(rows, columns=list(PROPOSAL_COLUMNS))
     covers = (table.precision >= _COVERS) & (table.recall >= _NARROW)
     weighted = (1 + _BETA**2) * table.precision * table.recall / (_BETA**2 * table.precision + table.recall)
-    rank = np.where(covers, 1 + table.recall, weighted.fillna(0.0)) if len(table) else np.zeros(0)
+    empty = table.recall < _EMPTY  # the code fires on almost none of its matches: a true rule that says nothing
+    rank = np.where(covers, 1 + table.recall, weighted.fillna(0.0) - empty) if len(table) else np.zeros(0)
     table = table.iloc[np.argsort(-np.asarray(rank), kind="stable")].reset_index(drop=True).head(top)
-    table.attrs.update(code=name, firings_seen=len(fired), held_out_firings=len(scored_on.keep(held_fired)))
+    table.attrs.update(code=name, firings_seen=len(fired), held_out_firings=held_out_firings, held_out=not where)
     return table
 
 
@@ -207,8 +217,10 @@ def _candidates(index: CodeIndex, fired: np.ndarray, half: _Half) -> list[tuple[
 
 
 def _phase(index: CodeIndex, fired: np.ndarray) -> tuple[int, int] | None:
-    """(m, r) where 90 % of the firings sit at offsets r mod m in their documents (the smallest such
-    m of 2, 3, 4), or None."""
+    """(m, r) where 90 % of the firings (20 or more) sit at offsets r mod m in their documents (the
+    smallest such m of 2, 3, 4), or None."""
+    if len(fired) < 20:  # a period in a handful of firings is chance
+        return None
     offsets = fired - np.asarray(index.doc_starts)[index.document_of(fired)]
     for period in (2, 3, 4):
         counts = np.bincount(offsets % period, minlength=period)

@@ -128,10 +128,10 @@ class CodeDashboard(LabelledCodes):
         table = propose_labels(self._index, self.code, top=top)
         columns = ["label", "phrase", "pattern", "topic", "precision", "recall"]
         self.suggestions = [{str(k): v for k, v in row.items()} for row in table[columns].to_dict("records")]
-        if table.attrs["held_out_firings"] == 0:
+        if not table.attrs["held_out"]:
             self.status = (
-                f"{self.code} does not fire in the index's held-out half (its odd documents), so no rule can be "
-                f"scored; build the index from more documents"
+                f"{self.code} fires {table.attrs['held_out_firings']} times in the index's held-out half (its odd "
+                f"documents): its rules are scored where they came from; build the index from more documents"
             )
         else:
             self.status = f"{len(table)} suggestions for {self.code}: click one to make it the label"
