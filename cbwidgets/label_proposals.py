@@ -39,6 +39,7 @@ PROPOSAL_COLUMNS = (
     "phrase",
     "pattern",
     "topic",
+    "phase",
     "source",
     "precision",
     "recall",
@@ -132,12 +133,13 @@ def propose_labels(
     proposer: Callable[[list[str]], Any] | None = None,
     held_out: CodeIndex | None = None,
 ) -> pd.DataFrame:
-    """Rules that may describe ``code``, each scored on held-out text, best (F1) first; ``top`` rows.
+    """Rules that may describe ``code``, each scored on held-out text, best first; ``top`` rows.
 
     Candidates are drawn from the index's even documents and scored on its odd ones (or, with
     ``held_out``, another index of the same model, on all of that). Columns: label (the phrase with
-    its scores, what a view shows), phrase, pattern, topic, source (tokens, class, context, topic,
-    position, proposer), precision, recall, f1, hits, matches, firings. ``proposer(examples)``, given
+    its scores, what a view shows), phrase, pattern, topic, phase (the rule's three parts, for
+    ``score_rule``), source (tokens, class, context, topic, position, proposer), precision, recall,
+    f1, hits, matches, firings. ``proposer(examples)``, given
     up to 12 firings written ``left[token]right``, returns a Rule, a regex, or a list of them.
     """
     top = check_positive_int("top", top)
@@ -170,6 +172,7 @@ def propose_labels(
                 "phrase": rule.phrase,
                 "pattern": rule.pattern,
                 "topic": rule.topic,
+                "phase": rule.phase,
                 "source": kind,
                 **score,
             }

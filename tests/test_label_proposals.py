@@ -63,6 +63,10 @@ def test_proposals_table_and_the_proposer_hook(index: CodeIndex) -> None:
     mine = table[table.source == "proposer"]
     assert set(mine.pattern) == {"(?<=4)(2)", "([2])"} and set(mine.phrase) == {"matches '(?<=4)(2)'", "any 2"}
     assert table.label.iloc[0].startswith(table.phrase.iloc[0] + " (precision ")
+    odd = np.arange(index.num_documents) % 2 == 1
+    for row in table.head(8).itertuples():  # each row's pattern, topic and phase are the rule that was scored
+        again = score_rule(index, code, Rule(row.pattern, row.phrase, row.topic, row.phase), documents=odd)
+        assert (again["precision"], again["recall"]) == pytest.approx((row.precision, row.recall))
     covers = (table.precision >= 0.9) & (table.recall >= 0.05)
     assert covers.iloc[: covers.sum()].all()  # rules that predict 90 % of the firings (not too broadly) come first
     assert covers.any() and table[covers].recall.is_monotonic_decreasing  # the narrowest of them first

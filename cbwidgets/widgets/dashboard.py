@@ -126,7 +126,7 @@ class CodeDashboard(LabelledCodes):
     def suggest(self, top: int = 5) -> list[dict[str, Any]]:
         """Rules that may describe the code, best first, scored on the index's held-out half."""
         table = propose_labels(self._index, self.code, top=top)
-        columns = ["label", "phrase", "pattern", "topic", "precision", "recall"]
+        columns = ["label", "phrase", "pattern", "topic", "phase", "precision", "recall"]
         self.suggestions = [{str(k): v for k, v in row.items()} for row in table[columns].to_dict("records")]
         if not table.attrs["held_out"]:
             self.status = (
@@ -148,6 +148,8 @@ class CodeDashboard(LabelledCodes):
         rule = f"rule {chosen['pattern']!r}" + (
             f" in documents matching {chosen['topic']!r}" if chosen["topic"] else ""
         )
+        if chosen["phase"]:
+            rule += f" at token offsets {chosen['phase'][1]} mod {chosen['phase'][0]}"
         note = f"{rule}; held-out precision {chosen['precision']:.2f}, recall {chosen['recall']:.2f}"
         self._model.labels.set(self.code, chosen["phrase"], note=note)
         with self.showing():
