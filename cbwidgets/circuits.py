@@ -213,13 +213,12 @@ def _resolve(model: CodebookModel, target: Any, length: int) -> _Resolved:
     )
 
 
-def _reaches(layer: int, order: float, position: int, target: _Resolved) -> bool:
-    """Whether a code at (layer, kind order, position) can change the target at all."""
-    if position > target.position or layer > target.layer:
-        return False
-    if layer == target.layer:  # its own layer reads it only at the same position, further along
-        return position == target.position and order < target.order
-    return True
+def _reaches(layer: int, order: float, position: Any, target: _Resolved) -> Any:
+    """Whether a code at (layer, kind order, position) can change the target at all; ``position`` an
+    int (a bool back) or a tensor of positions (a bool tensor back)."""
+    # its own layer reads it only at the same position, further along; a later layer, never
+    own_layer = (layer == target.layer) & (position == target.position) & (order < target.order)
+    return (position <= target.position) & ((layer < target.layer) | own_layer)
 
 
 def _nodes(
@@ -318,10 +317,7 @@ def _known(
         below = (site.layer < layers) | ((site.layer == layers) & (site.order < orders))
         mask = before | (same & below) | (after & (site.layer <= layers))
         mask = mask & (ids >= 0).all(-1).all(-1)  # a slot emptied by an enclosing intervention: recompute
-        on_the_way = (site.layer < target.layer) | (
-            (site.layer == target.layer) & (grid == target.position) & (site.order < target.order)
-        )
-        mask = mask | ~((grid <= target.position) & on_the_way)  # what cannot reach the target (``_reaches``)
+        mask = mask | ~_reaches(site.layer, site.order, grid, target)  # whatever they hold, nothing reads it
         if own_token:
             mask = mask | after
         if mask.any():

@@ -5,8 +5,8 @@ for what the old vector did) may no longer hold; so each label keeps a sketch of
 written for (its projections on 16 fixed random directions), and a label whose code's vector has
 moved by more than 1 % of its length, or whose code is no longer in the model, is reported as
 stale: shown marked as such, never as true. (A copy of the model in half precision moves no vector
-that far: its labels hold.) Labels are saved beside the
-codebooks (``labels.json``) and loaded with them; none is ever dropped on load.
+that far: its labels hold.) Labels are saved beside the codebooks (``labels.json``) and loaded with
+them; none is ever dropped on load.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ class AblationPanel(CodeGridWidget, LabelledCodes):
             self.status = f"edits: {self.edits_text(edits)}; mode {self.mode}, {self.where}; ran in {ms:.0f} ms"
 
     def _codes_shown(self) -> list[str]:
-        return codes_in_grid(self.labels, self.ids)
+        return codes_in_grid(self._model.names, self.ids)
 
     def edits_text(self, edits: list[dict[str, Any]] | None = None) -> str:
         """The edits (the panel's own by default) in a few words: ``1.mlp.173x0, 2.3.5x1.5``."""

@@ -12,6 +12,7 @@ from ..code_effects import code_logit_effect, residual_vector, similar_codes
 from ..errors import CodebookError
 from ..index import CodeIndex
 from ..label_proposals import propose_labels
+from ..labels import CodeLabels
 from ..model import CodebookModel
 from ..names import as_integer
 from .base import STATIC, Array, CodeTrait, Integer, refusing
@@ -83,11 +84,9 @@ class CodeDashboard(LabelledCodes):
         if "label" in changed and "code" not in changed:
             if self._model is None:
                 self.label = ""
-                raise CodebookError(
-                    "labels live in the model: open the dashboard as CodeDashboard(index, code, model)."
-                )
+            labels = self._labels()
             try:
-                self._model.labels.set(self.code, self.label)  # every view that shows the code follows
+                labels.set(self.code, self.label)  # every view that shows the code follows
             except CodebookError:
                 self.refresh_labels()  # the box shows the label the model still holds
                 raise
@@ -139,8 +138,7 @@ class CodeDashboard(LabelledCodes):
 
     def adopt(self, i: Any) -> None:
         """Make suggestion ``i`` the code's label; its rule and scores become the label's note."""
-        if self._model is None:
-            raise CodebookError("labels live in the model: open the dashboard as CodeDashboard(index, code, model).")
+        labels = self._labels()
         i = as_integer(i)
         if not 0 <= i < len(self.suggestions):
             raise CodebookError(f"suggestion {i} does not exist; there are {len(self.suggestions)} (press suggest).")
@@ -151,10 +149,16 @@ class CodeDashboard(LabelledCodes):
         if chosen["phase"]:
             rule += f" at token offsets {chosen['phase'][1]} mod {chosen['phase'][0]}"
         note = f"{rule}; held-out precision {chosen['precision']:.2f}, recall {chosen['recall']:.2f}"
-        self._model.labels.set(self.code, chosen["phrase"], note=note)
+        labels.set(self.code, chosen["phrase"], note=note)
         with self.showing():
             self.adopted = -1
         self.status = f"labelled {self.code}: {chosen['phrase']}"
+
+    def _labels(self) -> CodeLabels:
+        """The model's labels, which the dashboard edits; without the model there are none to edit."""
+        if self._model is None:
+            raise CodebookError("labels live in the model: open the dashboard as CodeDashboard(index, code, model).")
+        return self._model.labels
 
     def _codes_shown(self) -> list[str]:
         return [self.code, *(row["code"] for row in self.similar)]

@@ -145,7 +145,7 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting, LabelledCodes):
             self.effect_title = ""
 
     def _codes_shown(self) -> list[str]:
-        return codes_in_grid(self.labels, self.ids)
+        return codes_in_grid(self.codebooks, self.ids)
 
     # -------------------------------------------------------------- reading
     def positions(self, code: Any = None) -> list[int]:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import traitlets
 
 from ..labels import CodeLabels
-from ..names import EMPTY
+from ..names import EMPTY, CodebookNames
 from .base import WidgetBase
 
 __all__ = ["LabelledCodes", "codes_in_grid"]
 
 
-def codes_in_grid(labels: Sequence[str], ids: np.ndarray) -> list[str]:
-    """The names of the codes in a (tokens, codebooks, k) grid of ids whose codebooks are ``labels``."""
-    return [f"{label}.{int(c)}" for n, label in enumerate(labels) for c in np.unique(ids[:, n]) if c != EMPTY]
+def codes_in_grid(codebooks: CodebookNames, ids: np.ndarray) -> list[str]:
+    """The names of the codes in a (tokens, ``codebooks``, k) grid of ids."""
+    return [codebooks.code_name(n, int(c)) for n in range(ids.shape[1]) for c in np.unique(ids[:, n]) if c != EMPTY]
 
 
 class LabelledCodes(WidgetBase):
