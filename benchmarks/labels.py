@@ -7,8 +7,11 @@
 - storyteller: for each topic word, the codes ``topic_codes`` finds for it (layer 0, 16 per topic)
   over an index of the training stories; the share whose first proposal (and whose best three) is a
   rule about a text on that topic ("in a text about 'dragon'"; "friends" counts for "friend").
+- ``--lm``: the same for the first 3 topic codes of each topic with SmolLM2-135M-Instruct as the
+  proposer (``LMProposer``), alone: how often one of its rules names the topic, how often that rule
+  holds (held-out precision >= 0.9), how often the first proposal is its, and seconds a code.
 
-    python benchmarks/labels.py [--threads 2] [--no-stories]
+    python benchmarks/labels.py [--threads 2] [--no-stories] [--lm]
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import argparse
 import re
 import time
 
+import numpy as np
+import pandas as pd
 import torch
 
 from cbwidgets import storyteller
@@ -44,12 +49,24 @@ def tokfsm() -> None:
     print("  e.g.", "; ".join(f"{r.code} (state {r.state}): {r.label}" for r in table.head(3).itertuples()))
 
 
-def stories() -> None:
+def story_index() -> CodeIndex:
     model = storyteller()
     train, _ = split_stories(load_stories())
     start = time.perf_counter()
     index = CodeIndex.build(model, [story.text for story in train], batch_size=16, progress=False)
     print(f"\nstoryteller: index of {index.num_tokens:,} tokens in {time.perf_counter() - start:.0f} s")
+    return index
+
+
+def names(topic: str, table: pd.DataFrame) -> list[bool]:
+    """Which rows are rules about texts on the topic ("in a text about 'friends'" names "friend")."""
+    return [
+        bool(about and re.search(rf"\b{topic}", phrase))
+        for phrase, about in zip(table.phrase, table.topic, strict=True)
+    ]
+
+
+def stories(index: CodeIndex) -> None:
     print("  topic    codes  first proposal about the topic  any of the best 3")
     first_all = any_all = count_all = 0
     for topic in TOPICS:
@@ -57,27 +74,53 @@ def stories() -> None:
         first = any_three = 0
         for code in codes:
             table = propose_labels(index, code, top=3)
-            about = [
-                bool(re.search(rf"\b{topic}", phrase)) and src == "topic"  # "friends" names "friend"
-                for phrase, src in zip(table.phrase, table.source, strict=True)
-            ]
-            first += bool(about and about[0])
-            any_three += any(about)
+            named = names(topic, table)
+            first += bool(named and named[0])
+            any_three += any(named)
         print(f"  {topic:8} {len(codes):5}  {first:5}  {any_three:5}")
         first_all, any_all, count_all = first_all + first, any_all + any_three, count_all + len(codes)
     print(f"  all      {count_all:5}  {first_all / count_all:.1%}  {any_all / count_all:.1%}")
+
+
+def with_lm(index: CodeIndex) -> None:
+    from cbwidgets.lm_proposer import LMProposer
+    from cbwidgets.smollm import load_smollm2
+
+    proposer = LMProposer(load_smollm2(codebooks=False))
+    print("\nSmolLM2-135M-Instruct as the proposer, the first 3 topic codes of each topic")
+    print("  topic    codes  a rule of its names the topic  that rule holds (>= 0.9)  first proposal is its")
+    totals = np.zeros(4, dtype=np.int64)
+    start = time.perf_counter()
+    for topic in TOPICS:
+        counts = np.zeros(4, dtype=np.int64)
+        for code in topic_codes(index, topic, "0.", per_codebook=8, limit=3).code:
+            table = propose_labels(index, code, top=100, proposer=proposer)
+            mine = table[table.source.str.contains("proposer")]
+            named = mine[names(topic, mine)]
+            counts += (1, len(named) > 0, bool((named.precision >= 0.9).any()), "proposer" in table.source[0])
+        print(f"  {topic:8} {counts[0]:5}  {counts[1]:5}  {counts[2]:5}  {counts[3]:5}")
+        totals += counts
+    seconds = (time.perf_counter() - start) / totals[0]
+    shares = "  ".join(f"{n / totals[0]:.1%}" for n in totals[1:])
+    print(f"  all      {totals[0]:5}  {shares}")
+    print(f"  {seconds:.1f} s a code; its last answers: {proposer.answers}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-stories", action="store_true", help="skip the storyteller's topics")
+    parser.add_argument("--lm", action="store_true", help="also SmolLM2-135M-Instruct as the proposer")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     tokfsm()
-    if not args.no_stories:
-        stories()
+    if not args.no_stories or args.lm:
+        index = story_index()
+        if not args.no_stories:
+            stories(index)
+        if args.lm:
+            with_lm(index)
 
 
 if __name__ == "__main__":

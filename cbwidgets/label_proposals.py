@@ -2,8 +2,8 @@
 
 A proposal is a ``Rule``: a regex over the corpus text whose group 1 starts at the token the code
 should fire on (``"1(3)"``: a "3" after a "1"), and optionally a regex the document must match (its
-topic). Candidates come from the code's firings in one half of an index's documents (the even
-ones): the tokens it fires on, the classes those tokens fall in (numbers, years, capitalised
+topic). Candidates come from the code's firings in one half of an index's documents (a fixed
+random half, ``proposal_half``): the tokens it fires on, the classes those tokens fall in (numbers, years, capitalised
 words, punctuation, word starts), the tokens before them, the word that marks the documents it
 prefers, its place at a document's start. Each is scored on the other half, as the index's search
 scores a pattern (a code that fires fewer than 5 times there is scored where its rules came from,
@@ -32,7 +32,7 @@ import pandas as pd
 from .errors import CodebookError, check_positive_int
 from .index import CodeIndex
 
-__all__ = ["PROPOSAL_COLUMNS", "Rule", "propose_labels", "score_rule"]
+__all__ = ["PROPOSAL_COLUMNS", "Rule", "about", "proposal_half", "propose_labels", "score_rule", "the_token"]
 
 PROPOSAL_COLUMNS = (
     "label",
@@ -67,6 +67,7 @@ _BETA = 0.25  # the others rank by F-beta: precision (what the code does) counts
 _TOPIC_WORDS = 4  # words tried as the topic of the documents a code prefers
 _FIRST = r"(?:^|\x00)([^\x00])"  # a document's first token (documents are joined by \x00)
 _ANY = r"([^\x00])"
+_SPLIT_SEED = 17  # which random half of the documents proposals come from
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,17 @@ class _Half:
 
     def keep(self, positions: np.ndarray) -> np.ndarray:
         return positions[self.documents[self.index.document_of(positions)]]
+
+
+def proposal_half(num_documents: int) -> np.ndarray:
+    """Which documents proposals are drawn from (True); the others score them. A fixed random half,
+    not every other document: a corpus written topic by topic in turn (24 topics, say) would put
+    every document of half the topics on one side, and a topic code could never be named after
+    the topic it marks."""
+    num_documents = check_positive_int("num_documents", num_documents)
+    half = np.zeros(num_documents, dtype=bool)
+    half[np.random.default_rng(_SPLIT_SEED).permutation(num_documents)[: (num_documents + 1) // 2]] = True
+    return half
 
 
 def score_rule(index: CodeIndex, code: Any, rule: Rule, documents: np.ndarray | None = None) -> dict[str, Any]:
@@ -135,25 +147,26 @@ def propose_labels(
 ) -> pd.DataFrame:
     """Rules that may describe ``code``, each scored on held-out text, best first; ``top`` rows.
 
-    Candidates are drawn from the index's even documents and scored on its odd ones (or, with
-    ``held_out``, another index of the same model, on all of that). Columns: label (the phrase with
-    its scores, what a view shows), phrase, pattern, topic, phase (the rule's three parts, for
-    ``score_rule``), source (tokens, class, context, topic, position, proposer), precision, recall,
-    f1, hits, matches, firings. ``proposer(examples)``, given
+    Candidates are drawn from half the index's documents (``proposal_half``) and scored on the
+    others (or, with ``held_out``, another index of the same model, on all of that). Columns: label
+    (the phrase with its scores, what a view shows), phrase, pattern, topic, phase (the rule's three
+    parts, for ``score_rule``), source (tokens, class, context, topic, position, proposer; joined,
+    "topic+proposer", where several found the same rule), precision, recall, f1, hits, matches,
+    firings. ``proposer(examples)``, given
     up to 12 firings written ``left[token]right``, returns a Rule, a regex, or a list of them.
     """
     top = check_positive_int("top", top)
     name = index.codebooks.canonical(code)
-    even = np.arange(index.num_documents) % 2 == 0
-    source = _Half(index, even if held_out is None else np.ones(index.num_documents, dtype=bool))
-    scored_on = _Half(held_out, np.ones(held_out.num_documents, dtype=bool)) if held_out else _Half(index, ~even)
+    mine = proposal_half(index.num_documents)
+    source = _Half(index, mine if held_out is None else np.ones(index.num_documents, dtype=bool))
+    scored_on = _Half(held_out, np.ones(held_out.num_documents, dtype=bool)) if held_out else _Half(index, ~mine)
     if held_out is not None and list(held_out.codebooks.labels) != list(index.codebooks.labels):
         raise CodebookError("held_out must be an index of the same model's codebooks; build it with the same model.")
     fired = source.keep(index.positions(name))
     candidates = _candidates(index, fired, source)
     if proposer is not None:
         candidates += [(rule, "proposer") for rule in _from_proposer(proposer, _examples(index, fired))]
-    rows, seen = [], set()
+    rows: dict[tuple[str, str, tuple[int, int] | None], dict[str, Any]] = {}
     held_fired = scored_on.index.positions(name)
     held_out_firings = len(scored_on.keep(held_fired))
     where = ""
@@ -161,23 +174,23 @@ def propose_labels(
         scored_on, held_fired = source, index.positions(name)
         where = f" on the documents it was proposed from: {held_out_firings} held-out firings"
     for rule, kind in candidates:
-        if (rule.pattern, rule.topic, rule.phase) in seen:
+        key = (rule.pattern, rule.topic, rule.phase)
+        if key in rows:  # proposed twice: one row, which says by whom ("topic+proposer")
+            if kind not in rows[key]["source"].split("+"):
+                rows[key]["source"] += "+" + kind
             continue
-        seen.add((rule.pattern, rule.topic, rule.phase))
         score = _score(scored_on, held_fired, rule)
         label = f"{rule.phrase} (precision {score['precision']:.2f}, recall {score['recall']:.2f}{where})"
-        rows.append(
-            {
-                "label": label,
-                "phrase": rule.phrase,
-                "pattern": rule.pattern,
-                "topic": rule.topic,
-                "phase": rule.phase,
-                "source": kind,
-                **score,
-            }
-        )
-    table = pd.DataFrame(rows, columns=list(PROPOSAL_COLUMNS))
+        rows[key] = {
+            "label": label,
+            "phrase": rule.phrase,
+            "pattern": rule.pattern,
+            "topic": rule.topic,
+            "phase": rule.phase,
+            "source": kind,
+            **score,
+        }
+    table = pd.DataFrame(list(rows.values()), columns=list(PROPOSAL_COLUMNS))
     covers = (table.precision >= _COVERS) & (table.recall >= _NARROW)
     weighted = (1 + _BETA**2) * table.precision * table.recall / (_BETA**2 * table.precision + table.recall)
     empty = table.recall < _EMPTY  # the code fires on almost none of its matches: a true rule that says nothing
@@ -198,7 +211,7 @@ def _candidates(index: CodeIndex, fired: np.ndarray, half: _Half) -> list[tuple[
     out: list[tuple[Rule, str]] = []
     common = [t for t, n in counts.most_common(6) if n >= 0.05 * total]
     for t in common[:3]:
-        out.append((Rule(f"({re.escape(vocab[t])})", f"the token {vocab[t]!r}"), "tokens"))
+        out.append((the_token(vocab[t]), "tokens"))
     for size in range(2, len(common) + 1):
         words = [vocab[t] for t in common[:size]]
         out.append((Rule(_either(words), "one of " + ", ".join(repr(w) for w in words)), "tokens"))
@@ -288,14 +301,31 @@ def _topics(index: CodeIndex, fired: np.ndarray, half: _Half, common: list[int])
     out: list[tuple[Rule, str]] = []
     for t in sorted(gain, key=lambda t: -gain[t])[:_TOPIC_WORDS]:
         word = vocab[t].strip()
-        stem = word[:-1] if word.endswith("s") and len(word) > 4 else word  # "friends": any "friend..."
-        topic = rf"\b{re.escape(stem)}"
-        out.append((Rule(_ANY, f"any token of a text about {word!r}", topic), "topic"))
+        rule = about(word)
+        topic = rule.topic
+        out.append((rule, "topic"))
         if common:
             shown = [vocab[c] for c in common[:3]]
             phrase = f"{', '.join(repr(w) for w in shown)} in a text about {word!r}"
             out.append((Rule(_either(shown), phrase, topic), "topic"))
     return out
+
+
+def about(word: str) -> Rule:
+    """Any token of a document that has ``word`` (or, for a plural, any word it starts: "friends"
+    matches "friend"): the rule of a topic code."""
+    if not isinstance(word, str) or not word.strip():
+        raise CodebookError(f"a topic is a word, like 'dragon'; got {word!r}.")
+    word = word.strip()
+    stem = word[:-1] if word.endswith("s") and len(word) > 4 else word
+    return Rule(_ANY, f"any token of a text about {word!r}", rf"\b{re.escape(stem)}")
+
+
+def the_token(token: str) -> Rule:
+    """The token ``token`` wherever it stands (its leading space included, as the tokenizer writes it)."""
+    if not isinstance(token, str) or not token:
+        raise CodebookError(f"a token is a non-empty string, like ' dragon'; got {token!r}.")
+    return Rule(f"({re.escape(token)})", f"the token {token!r}")
 
 
 def _examples(index: CodeIndex, fired: np.ndarray, n: int = 12, context: int = 8) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from cbwidgets import CodebookError
 from cbwidgets.index import CodeIndex
-from cbwidgets.label_proposals import PROPOSAL_COLUMNS, Rule, propose_labels, score_rule
+from cbwidgets.label_proposals import PROPOSAL_COLUMNS, Rule, proposal_half, propose_labels, score_rule
 from cbwidgets.tokfsm import TokFSM, load_default
 from cbwidgets.tokfsm.state_labels import state_labels
 
@@ -25,7 +25,7 @@ def index() -> CodeIndex:
 
 def test_pure_state_codes_get_their_state_with_precision_at_least_0_9(index: CodeIndex) -> None:
     """The issue's known answer: of the MLP codes (layers 1-3) that fire on one state, at least 80 %
-    get a first proposal that names it with held-out precision >= 0.9. Measured: 995 of 1060 (94 %)."""
+    get a first proposal that names it with held-out precision >= 0.9. Measured: 972 of 1060 (92 %)."""
     table = state_labels(MODEL, FSM, index)
     assert len(table) > 500
     assert table.named.mean() >= 0.8, table.named.mean()
@@ -42,8 +42,8 @@ def test_a_rules_score_is_the_index_search_of_its_pattern(index: CodeIndex) -> N
         index.search("4(2)").attrs["matched_tokens"],
         found.firings,
     )
-    odd = np.arange(index.num_documents) % 2 == 1
-    half = score_rule(index, found.code, Rule("4(2)", "x"), documents=odd)
+    other_half = ~proposal_half(index.num_documents)
+    half = score_rule(index, found.code, Rule("4(2)", "x"), documents=other_half)
     assert half["firings"] < score["firings"] and half["matches"] < score["matches"]
     every_2nd = score_rule(index, found.code, Rule("4(2)", "x", phase=(2, 0)))
     assert every_2nd["matches"] < score["matches"]  # the aligned "42"s only
@@ -63,9 +63,9 @@ def test_proposals_table_and_the_proposer_hook(index: CodeIndex) -> None:
     mine = table[table.source == "proposer"]
     assert set(mine.pattern) == {"(?<=4)(2)", "([2])"} and set(mine.phrase) == {"matches '(?<=4)(2)'", "any 2"}
     assert table.label.iloc[0].startswith(table.phrase.iloc[0] + " (precision ")
-    odd = np.arange(index.num_documents) % 2 == 1
+    scored_on = ~proposal_half(index.num_documents)
     for row in table.head(8).itertuples():  # each row's pattern, topic and phase are the rule that was scored
-        again = score_rule(index, code, Rule(row.pattern, row.phrase, row.topic, row.phase), documents=odd)
+        again = score_rule(index, code, Rule(row.pattern, row.phrase, row.topic, row.phase), documents=scored_on)
         assert (again["precision"], again["recall"]) == pytest.approx((row.precision, row.recall))
     covers = (table.precision >= 0.9) & (table.recall >= 0.05)
     assert covers.iloc[: covers.sum()].all()  # rules that predict 90 % of the firings (not too broadly) come first
@@ -78,6 +78,38 @@ def test_proposals_table_and_the_proposer_hook(index: CodeIndex) -> None:
         propose_labels(index, code, top=0)
     other = CodeIndex.build(MODEL, FSM.sample(8, 32, seed=2), progress=False)
     assert propose_labels(index, code, held_out=other).attrs["held_out_firings"] == len(other.positions(code))
+
+
+def test_the_halves_mix_documents_written_in_a_cycle_of_topics() -> None:
+    """Alternate documents would put every document of half the topics on one side of a corpus
+    written topic by topic in turn (the story corpus cycles through its 24 topics)."""
+    half = proposal_half(24 * 57)
+    topic = np.arange(24 * 57) % 24
+    per_topic = np.bincount(topic[half], minlength=24)
+    assert half.sum() == 12 * 57 and per_topic.min() >= 15 and per_topic.max() <= 42  # alternate documents: 0 or 57
+    assert (proposal_half(24 * 57) == half).all() and proposal_half(np.int64(3)).tolist().count(True) == 2
+    with pytest.raises(CodebookError, match="num_documents"):
+        proposal_half(0)
+
+
+def test_storyteller_topic_codes_are_named_after_their_topic_in_a_cycle_of_topics() -> None:
+    """The storyteller's known answer on four topics written in turn (dragon, slide, flower, cat):
+    every code ``topic_codes`` finds for "slide" and "flower" gets a first proposal naming its topic
+    with held-out precision >= 0.9. With alternate documents as the halves, the slide stories were all
+    held out and no slide code could be named (checked)."""
+    import cbwidgets
+    from cbwidgets.steering import topic_codes
+    from cbwidgets.stories import load_stories, split_stories
+
+    topics = ("a dragon", "a slide at the playground", "a flower", "a cat")
+    train, _ = split_stories(load_stories())
+    texts = [story.text for story in train if story.topic in topics][:96]
+    index = CodeIndex.build(cbwidgets.storyteller(), texts, batch_size=16, progress=False)
+    for word in ("slide", "flower"):
+        for code in topic_codes(index, word, "0.", per_codebook=2, limit=4).code:
+            best = propose_labels(index, code, top=1).iloc[0]
+            assert best.source == "topic" and word in best.phrase and best.precision >= 0.9, (code, best.label)
+            assert re.search(best.topic, word)
 
 
 def test_the_feature_table_shows_written_and_proposed_labels_with_examples(index: CodeIndex, tmp_path: Any) -> None:
