@@ -138,12 +138,12 @@ function render({ model, el }) {
   side.addEventListener("click", (event) => {
     const row = event.target.closest(".cbw-db-similar");
     if (!row) return;
-    status.textContent = `opening ${row.dataset.code} ...`;
-    requests.send({ code: row.dataset.code });
+    // "... " only when the request went: a view that lost its kernel says so instead
+    if (requests.send({ code: row.dataset.code })) status.textContent = `opening ${row.dataset.code} ...`;
   });
   label.addEventListener("change", () => {
-    status.textContent = label.value.trim() ? `labelling ${model.get("code")} ...` : `removing the label ...`;
-    requests.send({ label: label.value });
+    const doing = label.value.trim() ? `labelling ${model.get("code")} ...` : "removing the label ...";
+    if (requests.send({ label: label.value })) status.textContent = doing;
   });
   label.addEventListener("keydown", (event) => {
     if (event.key === "Enter") label.blur(); // blur fires "change" once
@@ -153,8 +153,7 @@ function render({ model, el }) {
     }
   });
   suggest.addEventListener("click", () => {
-    status.textContent = `proposing labels for ${model.get("code")} ...`;
-    requests.send({}, "suggest");
+    if (requests.send({}, "suggest")) status.textContent = `proposing labels for ${model.get("code")} ...`;
   });
   suggestions.addEventListener("click", (event) => {
     const row = event.target.closest(".cbw-db-suggestion");

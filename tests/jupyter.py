@@ -217,6 +217,22 @@ def run_all(page: object, url: str, wait: bool = True) -> None:
     page.evaluate(_RUN_ALL, wait)  # type: ignore[attr-defined]
 
 
+_EXECUTE = """async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({ code, store_history: false });
+  let error = null;
+  future.onIOPub = (msg) => { if (msg.header.msg_type === "error") error = msg.content.evalue; };
+  await future.done;
+  return error;
+}"""
+
+
+def execute(page: object, code: str) -> str | None:
+    """Run ``code`` in the kernel of JupyterLab's current notebook, as the user would in a new cell
+    (after every widget message the page sent before it); its error's text, or None."""
+    return page.evaluate(_EXECUTE, code)  # type: ignore[attr-defined,no-any-return]
+
+
 def open_notebook(
     lab: JupyterLab, page: object, name: str, cells: list[str], path: str = "/lab/tree/", wait: bool = True
 ) -> None:

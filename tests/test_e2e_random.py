@@ -20,7 +20,7 @@ from cbwidgets.interventions import Ablate, Intervention, Scale
 from cbwidgets.tokfsm import TokFSM, load_default
 from cbwidgets.widgets.text import token_strings
 from tests.browser import shot
-from tests.jupyter import JupyterLab, open_notebook
+from tests.jupyter import JupyterLab, execute, open_notebook
 
 ACTIONS = 220
 SEED = 13
@@ -37,14 +37,6 @@ CELLS = [
     "ipywidgets.VBox([panel, kernel])",
 ]
 
-_EXECUTE = """async (code) => {
-  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const future = kernel.requestExecute({ code, store_history: false });
-  let error = null;
-  future.onIOPub = (msg) => { if (msg.header.msg_type === "error") error = msg.content.evalue; };
-  await future.done;
-  return error;
-}"""
 
 _PAINTED = """() => {
   const root = document.querySelector('.cbw-ablation');
@@ -226,7 +218,7 @@ def _python_action(page: Any, oracle: Oracle, rng: random.Random, codes: list[st
     else:
         oracle.edits = {}
         code = "panel.reset()"
-    error = page.evaluate(_EXECUTE, code)
+    error = execute(page, code)
     assert error is None, (code, error)
     return code
 
@@ -366,7 +358,7 @@ def test_random_actions_on_the_code_explorer_paint_fresh_results(jupyterlab: Jup
                 shown["code"] = f"{label}.{number}"
                 form = rng.choice([f"('{full[label]}', np.int64({number}))", f"('{label}', torch.tensor({number}))"])
                 code = f"dashboard.show({form})" if kind == "python-show" else f"search.open_code({form})"
-            error = page.evaluate(_EXECUTE, code)
+            error = execute(page, code)
             assert error is None, (code, error)
         painted = _check_explorer(page, index, model, shown, step, kind)
     print("explorer actions:", EXPLORER_ACTIONS, counts)
@@ -521,7 +513,7 @@ def test_random_actions_on_the_steering_panel_paint_fresh_samples(jupyterlab: Ju
                 f"panel.chosen = [{', '.join(forms)}]\npanel.strength = np.float64({state['strength']})\n"
                 f"panel.seed = np.int64({state['seed']})"
             )
-            error = page.evaluate(_EXECUTE, code)
+            error = execute(page, code)
             assert error is None, (code, error)
         else:
             page.locator(".cbw-st-go").click()

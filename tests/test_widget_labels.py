@@ -15,6 +15,7 @@ from cbwidgets.index import CodeIndex
 from cbwidgets.tokfsm import TokFSM, load_default
 from tests.browser import shot
 from tests.harness import mount
+from tests.jupyter import JupyterLab, execute, open_notebook
 
 
 @pytest.fixture()
@@ -70,6 +71,7 @@ def test_the_dashboard_edits_the_models_label_and_says_when_it_is_stale(model: A
     dash.set_state({"label": "  fires on   ones ", "request": 1})  # what the page's box sends
     assert model.labels.get(code).text == "fires on ones" and dash.label == "fires on ones"
     assert dash.label_status == "current" and dash.answered == 1 and dash.error == ""
+    assert dash.status == f"labelled {code}: fires on ones (model.save_pretrained keeps it)"
     dash.set_state({"label": "x" * 300, "request": 2})  # refused: the box goes back to the label held
     assert "short phrase" in dash.error and dash.label == "fires on ones"
     model.labels.set(code, "set from Python")  # the dashboard follows
@@ -79,8 +81,8 @@ def test_the_dashboard_edits_the_models_label_and_says_when_it_is_stale(model: A
     assert dash.code_labels[other] == "a neighbour"  # the similar codes show their labels too
     dash.show(other)
     assert (dash.label, dash.label_status) == ("a neighbour", "current")
-    dash.label = ""  # an empty label removes it
-    assert other not in model.labels
+    dash.set_state({"label": "", "request": 3})  # an empty label removes it
+    assert other not in model.labels and dash.status == f"removed the label of {other}"
     bare = cbwidgets.CodeDashboard(index, code)
     assert bare.label_status == ""
     bare.set_state({"label": "nowhere to keep it", "request": 1})
@@ -159,3 +161,63 @@ def test_the_heatmap_tooltip_and_status_name_a_codes_label(page: Any, model: Any
         "(c) => document.querySelector('.cbw-status').textContent.startsWith('code ' + c + ' \"the digit')", arg=code
     )
     assert page.blocked == [] and page.js_errors == []
+
+
+RESTART = [
+    "import os\nimport cbwidgets\nfrom cbwidgets import CodebookModel\nfrom cbwidgets.index import CodeIndex\n"
+    "from cbwidgets.tokfsm import TokFSM, load_default\n"
+    "saved = os.path.isdir('labelled-model')  # the second run: the model saved before the restart\n"
+    "model = CodebookModel.from_pretrained('labelled-model') if saved else load_default()\n"
+    "index = CodeIndex.build(model, TokFSM().sample(40, 64, seed=5), progress=False)\n"
+    "code = index.search('4(2)').code.iloc[0]",
+    "dash = cbwidgets.CodeDashboard(index, code, model)\ndash",
+]
+
+
+def test_a_label_typed_saved_and_reloaded_across_a_kernel_restart(jupyterlab: JupyterLab, page: Any) -> None:
+    """The user's path in JupyterLab: type a label in the dashboard, save the model from the kernel,
+    restart the kernel (the dashboard says it has lost its kernel, and an edit then is not taken as
+    saved), run the notebook again on the saved folder: the new dashboard shows the label, current."""
+    open_notebook(jupyterlab, page, "labels-restart.ipynb", RESTART)
+    code = page.locator(".cbw-db-title").inner_text().removeprefix("code ")
+    box = page.locator(".cbw-db-label")
+    box.fill("a 2 after a 4")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('.cbw-dashboard .cbw-status').textContent.startsWith('labelled')")
+    error = execute(
+        page,
+        "assert model.labels.get(code).text == 'a 2 after a 4', model.labels.to_frame()\n"
+        "model.save_pretrained('labelled-model')",
+    )
+    assert error is None, error
+    assert "a 2 after a 4" in (jupyterlab.root / "labelled-model" / "labels.json").read_text()
+
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:restart-kernel'); }")  # Kernel menu
+    page.locator(".jp-Dialog .jp-mod-accept").click()  # "Restart"
+    page.wait_for_function("document.querySelector('.cbw-dashboard').classList.contains('cbw-disconnected')")
+    box.fill("typed after the restart")
+    box.press("Enter")
+    notice = page.locator(".cbw-dashboard .cbw-notice")
+    assert notice.is_visible() and notice.inner_text().startswith("This view has lost its kernel")
+    assert page.locator(".cbw-dashboard.cbw-busy").count() == 0
+    said = page.locator(".cbw-dashboard .cbw-status").inner_text()  # still the answer before the restart
+    assert said == f"labelled {code}: a 2 after a 4 (model.save_pretrained keeps it)"
+    print("screenshot:", shot(page, "dashboard-label-kernel-restarted"))
+
+    page.evaluate(_RUN_AGAIN)
+    page.wait_for_selector(".cbw-dashboard:not(.cbw-disconnected) .cbw-db-label")
+    fresh = page.locator(".cbw-dashboard:not(.cbw-disconnected) .cbw-db-label")
+    page.wait_for_function("(e) => e.value === 'a 2 after a 4'", arg=fresh.element_handle())
+    assert not fresh.evaluate("e => e.classList.contains('cbw-stale')")
+    assert "typed after the restart" not in (jupyterlab.root / "labelled-model" / "labels.json").read_text()
+    print("screenshot:", shot(page, "dashboard-label-reloaded"))
+    assert page.blocked == [] and page.widget_errors == [], (page.blocked, page.widget_errors)
+
+
+_RUN_AGAIN = """async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  while (!panel.sessionContext.session.kernel || panel.sessionContext.session.kernel.status !== "idle") {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await window.jupyterapp.commands.execute("notebook:run-all-cells");
+}"""

@@ -86,10 +86,15 @@ class CodeDashboard(LabelledCodes):
                 self.label = ""
             labels = self._labels()
             try:
-                labels.set(self.code, self.label)  # every view that shows the code follows
+                kept = labels.set(self.code, self.label)  # every view that shows the code follows
             except CodebookError:
                 self.refresh_labels()  # the box shows the label the model still holds
                 raise
+            self.status = (
+                f"labelled {self.code}: {kept.text} (model.save_pretrained keeps it)"
+                if kept is not None
+                else f"removed the label of {self.code}"
+            )
         if "code" in changed:
             self._show()
         if "opened_example" in changed:
@@ -129,8 +134,8 @@ class CodeDashboard(LabelledCodes):
         self.suggestions = [{str(k): v for k, v in row.items()} for row in table[columns].to_dict("records")]
         if not table.attrs["held_out"]:
             self.status = (
-                f"{self.code} fires {table.attrs['held_out_firings']} times in the index's held-out half (its odd "
-                f"documents): its rules are scored where they came from; build the index from more documents"
+                f"{self.code} fires {table.attrs['held_out_firings']} times in the index's held-out half of its "
+                f"documents: its rules are scored where they came from; build the index from more documents"
             )
         else:
             self.status = f"{len(table)} suggestions for {self.code}: click one to make it the label"
