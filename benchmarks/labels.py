@@ -6,7 +6,8 @@
   (target >= 80 %). Index: 400 walks of 128 tokens.
 - storyteller: for each topic word, the codes ``topic_codes`` finds for it (layer 0, 16 per topic)
   over an index of the training stories; the share whose first proposal (and whose best three) is a
-  rule about a text on that topic ("in a text about 'dragon'"; "friends" counts for "friend").
+  rule about a text on that topic ("in a text about 'dragon'"; "friends" counts for "friend"); the
+  same share among the codes with 70 % or more of their firings in that topic's stories.
 - ``--lm``: the same for the first 3 topic codes of each topic with SmolLM2-135M-Instruct as the
   proposer (``LMProposer``), alone: how often one of its rules names the topic, how often that rule
   holds (held-out precision >= 0.9), how often the first proposal is its, and seconds a code.
@@ -67,19 +68,23 @@ def names(topic: str, table: pd.DataFrame) -> list[bool]:
 
 
 def stories(index: CodeIndex) -> None:
-    print("  topic    codes  first proposal about the topic  any of the best 3")
-    first_all = any_all = count_all = 0
+    print("  topic    codes  first proposal about the topic  any of the best 3 | codes with >= 70 % of their")
+    print("                                                                    | firings in its stories, first")
+    totals = np.zeros(5, dtype=np.int64)
     for topic in TOPICS:
-        codes = topic_codes(index, topic, "0.", per_codebook=8, limit=16).code.tolist()
-        first = any_three = 0
-        for code in codes:
-            table = propose_labels(index, code, top=3)
-            named = names(topic, table)
-            first += bool(named and named[0])
-            any_three += any(named)
-        print(f"  {topic:8} {len(codes):5}  {first:5}  {any_three:5}")
-        first_all, any_all, count_all = first_all + first, any_all + any_three, count_all + len(codes)
-    print(f"  all      {count_all:5}  {first_all / count_all:.1%}  {any_all / count_all:.1%}")
+        found = topic_codes(index, topic, "0.", per_codebook=8, limit=16)
+        counts = np.zeros(5, dtype=np.int64)
+        for code, precision in zip(found.code, found.precision, strict=True):
+            named = names(topic, propose_labels(index, code, top=3))
+            first = bool(named and named[0])
+            clear = precision >= 0.7  # mostly fires in the topic's stories: a topic code beyond doubt
+            counts += (1, first, any(named), clear, clear and first)
+        print(f"  {topic:8} {counts[0]:5}  {counts[1]:5}  {counts[2]:5}  | {counts[3]:5}  {counts[4]:5}")
+        totals += counts
+    print(
+        f"  all      {totals[0]:5}  {totals[1] / totals[0]:.1%}  {totals[2] / totals[0]:.1%}  | {totals[3]:5}  "
+        f"{totals[4] / max(totals[3], 1):.1%}"
+    )
 
 
 def with_lm(index: CodeIndex) -> None:
