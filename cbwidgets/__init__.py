@@ -9,16 +9,21 @@ tokens, and switch codes off or on to see what they do.
     out = model(token_ids)             # out.logits, out.codes
     with model.ablate("0.3.17"):       # layer 0, head 3, code 17
         ...
+
+A TopK SAE attaches the same way (``model.attach("layers.6.mlp", SAESpec(num_codes=4096, k=32))``);
+``dictionary_metrics`` measures either kind as the field does (L0, FVU, CE loss recovered, ...).
 """
 
 from .codebook import Codebook, CodebookSpec
 from .codes import Codes
+from .dictionary_metrics import dictionary_metrics
 from .errors import CodebookError
 from .generate import Generation, generate
 from .interventions import Ablate, AblateEach, Add, Force, InterventionPlan, Patch, Scale
 from .labels import CodeLabel, CodeLabels
 from .model import CodebookModel, CodebookOutput
 from .names import CodebookNames
+from .sae import SAESpec, TopKSAE
 from .sites import SITE_KINDS, SITE_TABLE, supported_model_types
 from .stories import storyteller
 from .train import TrainConfig, TrainResult, train
@@ -55,10 +60,13 @@ __all__ = [  # and the widget names (WIDGET_NAMES), loaded on first use
     "Generation",
     "InterventionPlan",
     "Patch",
+    "SAESpec",
     "Scale",
+    "TopKSAE",
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "dictionary_metrics",
     "generate",
     "storyteller",
     "supported_model_types",

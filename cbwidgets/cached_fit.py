@@ -1,4 +1,4 @@
-"""Fit codebooks to a frozen model from cached activations: no backward through the model.
+"""Fit codebooks (or TopK SAEs) to a frozen model from cached activations: no backward through the model.
 
 For a large pretrained model, training codebooks inside it (a forward and backward through every
 layer per step) is slow on a CPU. Codebooks that only need to reconstruct what enters them can
@@ -9,14 +9,16 @@ does not learn to rely on the codes, so this is for reading codes, not for steer
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import torch
 from torch import Tensor
 
+from .dictionary import init_from_data
 from .errors import CodebookError, check_positive_int
 from .model import CodebookModel
+from .sae import TopKSAE
 
 __all__ = ["fit_cached"]
 
@@ -29,8 +31,11 @@ def fit_cached(
     lr: float = 1e-3,
     kmeans_iters: int = 10,
     seed: int = 0,
+    sites: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Fit every attached codebook to the base model's activations over ``batches`` (token ids).
+    """Fit every attached codebook (or SAE; only those at ``sites``, if given: the others keep
+    what they learned, and run while the activations are read, as they will when these are used)
+    to the model's activations over ``batches`` (token ids).
 
     Returns the reconstruction loss per site at the first step, every 50 steps and at the last.
     """
@@ -38,21 +43,35 @@ def fit_cached(
     batch_tokens = check_positive_int("batch_tokens", batch_tokens)
     if not model.attached:
         raise CodebookError("no codebooks attached; attach(...) the sites to fit first.")
-    with model.codebooks_disabled():
-        inputs = model.record(list(model.attached), batches)
+    chosen = list(model.attached) if sites is None else model.attached_sites(sites)
+    # the others run as they will when these are used; the ones being fitted pass their input on
+    with model.only([site for site in model.attached if site not in chosen]):
+        inputs = model.record(chosen, batches)
     generator = torch.Generator().manual_seed(seed)
     rows = []
-    for site, codebook in model.attached.items():
+    for site in chosen:
+        codebook = model.attached[site]
         x = inputs[site]
-        codebook.kmeans_init(x, iters=kmeans_iters, generator=generator, match_scale=True)
-        optimizer = torch.optim.Adam([codebook.vectors], lr=lr)
-        for step in range(1, steps + 1):
-            rows_at = torch.randint(0, x.shape[0], (min(batch_tokens, x.shape[0]),), generator=generator)
-            loss = codebook(x[rows_at.to(x.device)]).loss  # eval mode: usage counters stay as they are
-            assert loss is not None  # grad is enabled here
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if step == 1 or step % 50 == 0 or step == steps:
-                rows.append({"site": site, "step": step, "reconstruction": float(loss.detach())})
+        init_from_data(codebook, x, iters=kmeans_iters, generator=generator, match_scale=True)
+        sae = isinstance(codebook, TopKSAE)
+        # a codebook fits its vectors in eval mode (its usage counters stay as they are); an SAE fits
+        # all of itself in training mode, where it counts which latents are dead for its auxiliary loss
+        optimizer = torch.optim.Adam(list(codebook.parameters()) if sae else [codebook.vectors], lr=lr)
+        was_training = codebook.training
+        codebook.train(sae)
+        try:
+            for step in range(1, steps + 1):
+                rows_at = torch.randint(0, x.shape[0], (min(batch_tokens, x.shape[0]),), generator=generator)
+                loss = codebook(x[rows_at.to(x.device)]).loss
+                assert loss is not None  # grad is enabled here
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if isinstance(codebook, TopKSAE):
+                    codebook.constrain()
+                    codebook.update_usage(codebook.take_step_hits())
+                if step == 1 or step % 50 == 0 or step == steps:
+                    rows.append({"site": site, "step": step, "reconstruction": float(loss.detach())})
+        finally:
+            codebook.train(was_training)
     return pd.DataFrame(rows)

@@ -39,6 +39,7 @@ from .model import CodebookModel, CodebookOutput
 from .names import EMPTY, CodeRef, as_integer, as_real
 from .quiet_removals import quiet_removals
 from .removal_batches import prefix_cache, removal_windows
+from .sae import TopKSAE
 
 __all__ = [
     "EDGE_COLUMNS",
@@ -426,7 +427,10 @@ def _ablation_effects(
     if len(nodes):
         effects = torch.zeros(len(nodes))
         quiet = None
-        if not isinstance(target, CodeMargin):  # a margin reads a head's input, which any removal moves
+        # a margin reads a head's input, which any removal moves; an SAE's values move where its
+        # ids do not, and the screen proves only that no id changes
+        saes = any(isinstance(book, TopKSAE) for book in model.attached.values())
+        if not isinstance(target, CodeMargin) and not saes:
             where = torch.tensor(nodes.position.tolist(), dtype=torch.long)
             removed = torch.tensor(nodes.layer.tolist(), dtype=torch.long)
             orders = torch.tensor(_orders(model, nodes), dtype=torch.long)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .dictionary_base import DictionaryBase, changed_spec, spec_from
 from .errors import CodebookError, check_choice, check_positive_int
 from .scalars import as_integer, as_real
 
@@ -119,12 +120,7 @@ class CodebookSpec:
 
     def with_settings(self, **settings: Any) -> CodebookSpec:
         """A copy with some settings changed; unknown names are refused with the valid ones."""
-        unknown = set(settings) - set(self.__dataclass_fields__)
-        if unknown:
-            raise CodebookError(
-                f"unknown codebook settings {sorted(unknown)}; valid settings: {sorted(self.__dataclass_fields__)}."
-            )
-        return replace(self, **settings) if settings else self
+        return changed_spec(self, "codebook", settings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +155,7 @@ class ReplaceEdit:
 
     tokens: Tensor  # (N, G) bool
     ids: Tensor  # (N, G, k)
+    values: Tensor | None = None  # (N, G, k): the latents' values where the source had them (an SAE's)
 
 
 @dataclass(frozen=True)
@@ -214,9 +211,10 @@ class Snap(NamedTuple):
     output: Tensor  # same shape and dtype as the input
     ids: Tensor  # (..., groups, k) int64; -1 marks a dropped slot
     loss: Tensor | None  # reconstruction loss; None when autograd is off
+    values: Tensor | None = None  # (..., groups, k): each slot's value where they vary (an SAE's latents)
 
 
-class Codebook(nn.Module):
+class Codebook(DictionaryBase):
     """G independent codebooks of ``num_codes`` code vectors over ``dim / G`` chunks of the input.
 
     Build one from a ``CodebookSpec``, or from its settings: ``Codebook(spec)``,
@@ -229,11 +227,7 @@ class Codebook(nn.Module):
 
     def __init__(self, spec: CodebookSpec | int | None = None, dim: int | None = None, /, **settings: Any) -> None:
         super().__init__()
-        if isinstance(spec, CodebookSpec):
-            spec = spec.with_settings(**({"dim": dim} if dim is not None else {}), **settings)
-        else:
-            given = {"num_codes": spec} if spec is not None else {}
-            spec = CodebookSpec().with_settings(**given, **({"dim": dim} if dim is not None else {}), **settings)
+        spec = spec_from(CodebookSpec, spec, dim, settings)
         if spec.dim is None:
             raise CodebookError("a Codebook needs its input width: give dim=..., e.g. Codebook(1000, 128).")
         if spec.groups is None:
@@ -249,22 +243,6 @@ class Codebook(nn.Module):
         self.register_buffer("revived", torch.zeros(g, dtype=torch.long))
         self._step_hits: Tensor | None = None
         self._last_inputs: Tensor | None = None
-
-    @property
-    def num_codes(self) -> int:
-        return self.spec.num_codes
-
-    @property
-    def k(self) -> int:
-        return self.spec.k
-
-    @property
-    def groups(self) -> int:
-        return int(self.spec.groups or 1)
-
-    @property
-    def dim(self) -> int:
-        return int(self.spec.dim or 0)
 
     @property
     def eps(self) -> float:
@@ -475,16 +453,6 @@ class Codebook(nn.Module):
         x, self._last_inputs = self._last_inputs, None
         return x
 
-    @torch.no_grad()
-    def update_usage(self, hits: Tensor) -> Tensor:
-        """Fold one step's hits into the counters; returns the dead mask (G, C)."""
-        hits = hits.to(self.hits.device)
-        self.hits += hits
-        self.steps_since_used.copy_(
-            torch.where(hits > 0, torch.zeros_like(self.steps_since_used), self.steps_since_used + 1)
-        )
-        return self.dead_codes()
-
     def dead_codes(self) -> Tensor:
         """Codes unused for ``revive_after`` steps (or never hit, when revival is off)."""
         if self.spec.revive_after is None:
@@ -545,10 +513,6 @@ class Codebook(nn.Module):
             self.hits[g, twin] = 0
             total += int(twin.sum())
         return total
-
-    def reset_usage(self) -> None:
-        self.hits.zero_()
-        self.steps_since_used.zero_()
 
     # -------------------------------------------------------------- k-means
     @torch.no_grad()

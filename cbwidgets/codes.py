@@ -25,16 +25,23 @@ class Codes:
     """Code ids of shape (batch, tokens, codebooks, k); ``EMPTY`` (-1) marks an empty slot.
 
     ``codebooks`` names the third axis; any code of it can be named as ``model.ablate`` takes it.
+    ``values`` (the same shape, float) is there when some dictionary's units have sizes (an SAE's
+    latents); a codebook's active codes are 1 in it, empty slots 0.
     """
 
     ids: Tensor
     codebooks: CodebookNames
+    values: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.ids.dim() != 4 or self.ids.shape[2] != len(self.codebooks):
             raise CodebookError(
                 f"Codes ids must be (batch, tokens, {len(self.codebooks)} codebooks, k); got shape "
                 f"{tuple(self.ids.shape)}."
+            )
+        if self.values is not None and self.values.shape != self.ids.shape:
+            raise CodebookError(
+                f"Codes values must have the ids' shape {tuple(self.ids.shape)}; got {tuple(self.values.shape)}."
             )
 
     @property
@@ -67,7 +74,8 @@ class Codes:
         return self.ids.detach().cpu().numpy()
 
     def to_frame(self, tokens: Sequence[Sequence[str]] | None = None, labels: CodeLabels | None = None) -> pd.DataFrame:
-        """One row per (batch, position, codebook, slot): ``id`` and the code's paste-able name ``code``.
+        """One row per (batch, position, codebook, slot): ``id`` and the code's paste-able name ``code``
+        (and its ``value``, where the codes have values).
 
         ``tokens`` (per batch row, per position) adds a column of token strings; ``labels`` (a
         model's ``labels``) a column of what each code means ("(stale) ..." where its label no longer
@@ -87,6 +95,8 @@ class Codes:
                 "code": [self.codebooks.code_name(i, c) for i, c in zip(grid[2].tolist(), flat.tolist(), strict=True)],
             }
         )
+        if self.values is not None:
+            frame["value"] = self.values.detach().cpu().numpy().reshape(-1)
         if tokens is not None:
             if len(tokens) != b or any(len(row) != t for row in tokens):
                 raise CodebookError(f"tokens must be {b} rows of {t} strings to match these codes.")
@@ -97,7 +107,7 @@ class Codes:
         return frame
 
     def to(self, device: torch.device | str) -> Codes:
-        return Codes(self.ids.to(device), self.codebooks)
+        return Codes(self.ids.to(device), self.codebooks, None if self.values is None else self.values.to(device))
 
     def __repr__(self) -> str:
         b, t, n, k = self.shape

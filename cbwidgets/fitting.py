@@ -1,4 +1,5 @@
-"""Fitting a model's codebooks to what flows through it: k-means codes, usage counters, revival.
+"""Fitting a model's codebooks to what flows through it: k-means codes (an SAE: its data init),
+usage counters, revival (an SAE: its decoder rows back to unit norm after each step).
 
 These are the model-wide halves of what each ``Codebook`` does for itself: read the activations
 at every site, hand each codebook its own, and fold each training step's code hits into the
@@ -14,7 +15,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from .dictionary import init_from_data
 from .errors import CodebookError
+from .sae import TopKSAE
 
 if TYPE_CHECKING:
     from .model import CodebookModel
@@ -46,7 +49,7 @@ def kmeans_init(
         inputs = model.codebook_inputs(batches)
     generator = torch.Generator().manual_seed(seed)
     for site, codebook in model.attached.items():
-        codebook.kmeans_init(inputs[site], iters=iters, generator=generator, match_scale=match_scale)
+        init_from_data(codebook, inputs[site], iters=iters, generator=generator, match_scale=match_scale)
 
 
 def end_training_step(
@@ -62,6 +65,8 @@ def end_training_step(
     """
     revived = 0
     for codebook in model.attached.values():
+        if isinstance(codebook, TopKSAE):
+            codebook.constrain()  # the optimiser step moved its decoder rows off unit norm
         hits = codebook.take_step_hits()
         if all_reduce is not None:
             hits = all_reduce(hits)

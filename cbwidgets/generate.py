@@ -185,14 +185,16 @@ def generate(
     ids, prompt_length, max_new_tokens, sample = _start(
         model, prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed
     )
-    parts, tokens = [], [ids]
+    parts, values, tokens = [], [], [ids]
     with model.evaluating():
         for token, out in _steps(model, ids, max_new_tokens, sample, tuple(interventions)):
             if token is not None:
                 tokens.append(token[:, None])
             parts.append(out.codes.ids)
+            if out.codes.values is not None:
+                values.append(out.codes.values)
     ids = torch.cat(tokens, dim=1)
-    codes = Codes(torch.cat(parts, dim=1), out.codes.codebooks)
+    codes = Codes(torch.cat(parts, dim=1), out.codes.codebooks, torch.cat(values, dim=1) if values else None)
     texts = None
     if model.tokenizer is not None:
         texts = tuple(model.tokenizer.decode(row[prompt_length:].tolist()) for row in ids)

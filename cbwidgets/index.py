@@ -5,8 +5,10 @@ the dtype's largest value marking an empty slot on disk (every array handed out 
 everywhere else); ``tokens.npy`` (int32 token ids); ``doc_starts.npy`` (int64 offsets, one more
 than documents); an inverted index in CSR form, ``inv_offsets.npy`` (codebooks, num_codes + 1) and
 ``inv_positions.npy`` (uint32 token positions, sorted per code); ``vocab.json`` (each token id's
-text) and ``manifest.json`` (the codebooks' names, as the model has them). Opening memory-maps the
-arrays, so a corpus larger than memory works and per-code look-ups touch only that code's positions.
+text) and ``manifest.json`` (the codebooks' names, as the model has them); where the model's codes
+have values (an SAE's latents), ``values.npy`` (tokens, codebooks, k) as float16 beside the ids, so
+examples rank by activation. Opening memory-maps the arrays, so a corpus larger than memory works
+and per-code look-ups touch only that code's positions.
 
 Search follows the codebook-features paper: a regex runs over the decoded text; each match maps to
 the token holding its first character (or group 1's). For each code, recall = matched tokens where
@@ -95,7 +97,10 @@ class CodeIndex:
         inv_offsets: np.ndarray | None = None,
         inv_positions: np.ndarray | None = None,
         folder: Path | None = None,
+        values: np.ndarray | None = None,
     ) -> None:
+        if values is not None and values.shape != stored.shape:
+            raise CodebookError(f"values {values.shape} must have the codes' shape {stored.shape}.")
         if stored.ndim != 3 or stored.shape[0] != tokens.shape[0] or stored.shape[1] != len(codebooks):
             raise CodebookError(
                 f"codes {stored.shape} must be (tokens, codebooks, k) with {tokens.shape[0]} tokens and "
@@ -106,6 +111,7 @@ class CodeIndex:
         if any(book.num_codes is None for book in codebooks.codebooks):
             raise CodebookError("an index needs each codebook's number of codes.")
         self._stored = stored  # (tokens, codebooks, k) compact ids; the dtype's max marks an empty slot
+        self.values = values  # (tokens, codebooks, k) float16 activations, or None where codes have none
         self._empty = int(np.iinfo(stored.dtype).max)
         self.tokens = tokens
         self.doc_starts = doc_starts
@@ -185,8 +191,8 @@ class CodeIndex:
         if progress:
             where = f"; it is cached in {folder} for the next run" if folder else ""
             print(f"code index: reading {len(docs):,} documents ({len(tokens):,} tokens) through the model{where}")
-        stored = _read_codes(model, docs, doc_starts, batch_size, progress)
-        index = cls(stored, tokens, doc_starts, vocab, model.names)
+        stored, values = _read_codes(model, docs, doc_starts, batch_size, progress)
+        index = cls(stored, tokens, doc_starts, vocab, model.names, values=values)
         if folder is not None:
             try:
                 index.save(folder)
@@ -224,6 +230,8 @@ class CodeIndex:
             arrays = (self._stored, self.tokens, self.doc_starts, self.inv_offsets, self.inv_positions)
             for name, array in zip(_ARRAYS, arrays, strict=True):
                 np.save(building / f"{name}.npy", np.ascontiguousarray(array))
+            if self.values is not None:
+                np.save(building / "values.npy", np.ascontiguousarray(self.values))
             (building / "vocab.json").write_text(json.dumps(self.vocab))
             manifest = {
                 "format": FORMAT,
@@ -233,6 +241,7 @@ class CodeIndex:
                 "documents": self.num_documents,
                 "k": self.k,
                 "dtype": str(self._stored.dtype),
+                "values": self.values is not None,
             }
             (building / "manifest.json").write_text(json.dumps(manifest, indent=2))
         self.folder = folder
@@ -255,6 +264,7 @@ class CodeIndex:
         else:
             codebooks = CodebookNames.from_list(manifest["codebooks"])
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        values = np.load(folder / "values.npy", mmap_mode="r") if manifest.get("values") else None
         vocab = json.loads((folder / "vocab.json").read_text())
         return cls(
             arrays["codes"],
@@ -265,6 +275,7 @@ class CodeIndex:
             arrays["inv_offsets"],
             arrays["inv_positions"],
             folder,
+            values,
         )
 
     # ------------------------------------------------------------ reading
@@ -308,6 +319,15 @@ class CodeIndex:
             raise CodebookError(f"{code!r} is not a code of this index: {err}") from None
         start, stop = self.inv_offsets[book, value], self.inv_offsets[book, value + 1]
         return np.asarray(self.inv_positions[start:stop], dtype=np.int64)
+
+    def code_values(self, code: Any) -> np.ndarray:
+        """The value of ``code`` at each of its ``positions`` (float32); all 1 where codes have no values."""
+        where = self.positions(code)
+        if self.values is None:
+            return np.ones(len(where), dtype=np.float32)
+        book, value = self.codebooks.parse_code(code)
+        slots = np.asarray(self._stored[where, book, :]) == value  # (firings, k): the slot holding it
+        return (np.asarray(self.values[where, book, :], dtype=np.float32) * slots).sum(1)
 
     def firings(self) -> np.ndarray:
         """(codebooks, max num_codes): how many tokens each code fires on."""
@@ -376,16 +396,22 @@ class CodeIndex:
         return np.searchsorted(np.asarray(self.doc_starts), positions, side="right") - 1
 
     def top_examples(self, code: Any, n: int = 10, context: int = 8) -> pd.DataFrame:
-        """Up to ``n`` firings spread over the corpus, with ``context`` tokens either side.
+        """Up to ``n`` firings with ``context`` tokens either side: where codes have values (an
+        SAE's latents), the strongest, strongest first, with a ``value`` column; else spread over
+        the corpus, in its order (every firing of a codebook's code is alike).
 
         ``marked`` lists, for each window, the positions in it where the code fires (the firing token
         and any others), so a view can highlight them.
         """
         where = self.positions(code)
+        columns = ["document", "position", "left", "token", "right", "marked"]
         if len(where) == 0:
-            return pd.DataFrame(columns=["document", "position", "left", "token", "right", "marked"])
-        chosen = where[np.linspace(0, len(where) - 1, min(n, len(where))).astype(np.int64)]
-        chosen = np.unique(chosen)
+            return pd.DataFrame(columns=[*columns, "value"] if self.values is not None else columns)
+        strength = self.code_values(code)
+        if self.values is not None:
+            chosen = where[np.argsort(-strength, kind="stable")[:n]]
+        else:
+            chosen = np.unique(where[np.linspace(0, len(where) - 1, min(n, len(where))).astype(np.int64)])
         docs = self.document_of(chosen)
         fires = set(where.tolist())
         rows = []
@@ -403,7 +429,10 @@ class CodeIndex:
                     "marked": [q for q in range(a, b) if q in fires],
                 }
             )
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        if self.values is not None:
+            table["value"] = strength[np.searchsorted(where, chosen)]
+        return table
 
     def document_codes(self, document: int, min_share: float = 0.3) -> pd.DataFrame:
         """Codes firing on at least ``min_share`` of one document's tokens, most widespread first."""
@@ -460,8 +489,9 @@ def _documents(model: CodebookModel, corpus: Any) -> list[list[int]]:
 
 def _read_codes(
     model: CodebookModel, docs: list[list[int]], doc_starts: np.ndarray, batch_size: int, progress: bool
-) -> np.ndarray:
-    """Every document's codes (tokens, codebooks, k) in the compact dtype, windows of equal length batched."""
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every document's codes (tokens, codebooks, k) in the compact dtype, windows of equal length
+    batched; their values as float16 where the model's codes have them (else None)."""
     from tqdm.auto import tqdm
 
     window = model.max_length() or max(len(d) for d in docs)
@@ -473,6 +503,7 @@ def _read_codes(
     dtype = np.uint16 if largest < np.iinfo(np.uint16).max else np.uint32
     total = int(doc_starts[-1])
     stored = np.empty((total, len(codebooks), k), dtype=dtype)
+    values: np.ndarray | None = None
     order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))  # equal lengths together: no padding
     empty = np.iinfo(dtype).max
     bar = tqdm(total=total, unit="tok", desc="indexing", disable=not progress)
@@ -480,15 +511,20 @@ def _read_codes(
         with torch.no_grad(), model.evaluating():
             for batch in _equal_length_batches(order, pieces, batch_size):
                 ids = torch.tensor([pieces[j][1] for j in batch], dtype=torch.long, device=model.device)
-                found = model(ids).codes.ids.cpu().numpy()  # (B, T, N, k)
+                codes = model(ids).codes
+                found = codes.ids.cpu().numpy()  # (B, T, N, k)
                 found = np.where(found == EMPTY, empty, found).astype(dtype)
+                if codes.values is not None and values is None:
+                    values = np.zeros(stored.shape, dtype=np.float16)
                 for row, j in enumerate(batch):
                     at, piece = pieces[j]
                     stored[at : at + len(piece)] = found[row]
+                    if values is not None and codes.values is not None:
+                        values[at : at + len(piece)] = codes.values[row].cpu().numpy().astype(np.float16)
                 bar.update(int(ids.numel()))
     finally:
         bar.close()
-    return stored
+    return stored, values
 
 
 def _equal_length_batches(order: list[int], pieces: list[tuple[int, list[int]]], size: int) -> Iterable[list[int]]:

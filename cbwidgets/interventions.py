@@ -297,6 +297,7 @@ class _PlannedPatch:
     source_index: tuple[int | None, ...]  # per group: the source's codebook axis index, or None
     positions: tuple[int, ...] | None
     source_positions: tuple[int, ...] | None
+    source_values: Tensor | None = None  # the source's values, where its codes had them (SAE latents)
 
     def at(self, step: StepContext, device: torch.device, k: int, site: str) -> ReplaceEdit:
         src = self.source_ids.to(device)
@@ -319,13 +320,18 @@ class _PlannedPatch:
         src_pos = torch.tensor([mapping.get(p, -1) for p in here], device=device)  # (tokens,)
         groups = len(self.source_index)
         ids = torch.zeros(step.batch, step.tokens, groups, k, dtype=torch.long, device=device)
+        values = None if self.source_values is None else torch.zeros(ids.shape, device=device)
         chosen = torch.zeros(groups, dtype=torch.bool, device=device)
         for g, index in enumerate(self.source_index):
             if index is not None:
                 ids[:, :, g] = src[:, src_pos.clamp_min(0), index].expand(step.batch, -1, -1)
+                if values is not None and self.source_values is not None:
+                    read = self.source_values.to(device)[:, src_pos.clamp_min(0), index]
+                    values[:, :, g] = read.expand(step.batch, -1, -1)
                 chosen[g] = True
         mask = ((src_pos >= 0)[None, :, None] & chosen[None, None, :]).expand(step.batch, -1, -1)
-        return ReplaceEdit(mask.reshape(-1, groups), ids.reshape(-1, groups, k))
+        flat_values = None if values is None else values.reshape(-1, groups, k)
+        return ReplaceEdit(mask.reshape(-1, groups), ids.reshape(-1, groups, k), flat_values)
 
 
 @dataclass(frozen=True)
@@ -538,8 +544,9 @@ def _compile_patch(
         site = book.site or book.name
         per_site.setdefault(site, [None] * shapes[site].groups)[book.group] = source.names.index(book.name)
     ids = source.ids.to(device)
+    values = None if source.values is None else source.values.to(device)
     return {
-        site: (_PlannedPatch(ids, tuple(index), patch.positions, patch.source_positions),)
+        site: (_PlannedPatch(ids, tuple(index), patch.positions, patch.source_positions, values),)
         for site, index in per_site.items()
     }
 

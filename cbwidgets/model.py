@@ -28,7 +28,8 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from . import fitting, recording, saving
 from .codebook import Codebook, CodebookSpec
 from .codes import Codes
-from .errors import CodebookError, choices
+from .dictionary import DictionarySpec, build_dictionary
+from .errors import CodebookError, check_choice, choices
 from .inputs import as_input_ids, check_tokenizer, context_length, tokenize
 from .interventions import (
     Ablate,
@@ -44,6 +45,7 @@ from .interventions import (
 )
 from .labels import CodeLabels
 from .names import EMPTY, CodebookName, CodebookNames, CodeRef
+from .sae import SAESpec, TopKSAE
 from .sites import SITE_KINDS, Site, parse_site, site_width, sites_for
 
 __all__ = ["CODEBOOKS_JSON", "CODEBOOKS_WEIGHTS", "CodebookModel", "CodebookOutput"]
@@ -76,12 +78,16 @@ class _HookState:
     enabled: bool = True
     snap: bool = True  # False: codebooks apply only their LayerNorm (see CodebookModel.normalize_only)
     plan: InterventionPlan = field(default_factory=InterventionPlan)
+    only: frozenset[str] | None = None  # the sites whose dictionaries run (None: all; see CodebookModel.only)
+    others: str = "off"  # what the rest do: "off" (pass the activation through) or "normalized"
+    zeroed: frozenset[str] = frozenset()  # sites whose activation is replaced by zeros
 
 
 @dataclass
 class _Run:
     step: StepContext
     ids: dict[str, Tensor] = field(default_factory=dict)
+    values: dict[str, Tensor] = field(default_factory=dict)  # the sites whose dictionaries give values (SAEs)
     losses: dict[str, Tensor] = field(default_factory=dict)
     inputs: dict[str, list[Tensor]] | None = None  # set to capture what enters each codebook
     outputs: dict[str, Tensor] | None = None  # set to keep what each codebook puts out (grad retained)
@@ -165,9 +171,9 @@ class CodebookModel(nn.Module):
         return next(self.model.parameters()).device
 
     @property
-    def attached(self) -> dict[str, Codebook]:
-        """Site name -> codebook module, in forward order."""
-        return {name: cast(Codebook, self.codebooks[_key(name)]) for name in self._sites}
+    def attached(self) -> dict[str, Codebook | TopKSAE]:
+        """Site name -> its dictionary (a codebook or a TopK SAE), in forward order."""
+        return {name: cast(Codebook | TopKSAE, self.codebooks[_key(name)]) for name in self._sites}
 
     @property
     def names(self) -> CodebookNames:
@@ -180,15 +186,16 @@ class CodebookModel(nn.Module):
 
     # --------------------------------------------------------- attach / detach
     def attach(
-        self, sites: str | Sequence[str], spec: CodebookSpec | int | None = None, *old: Any, **settings: Any
+        self, sites: str | Sequence[str], spec: DictionarySpec | int | None = None, *old: Any, **settings: Any
     ) -> list[str]:
         """Attach one codebook per site: site names (``layers.1.mlp``) or a kind for all layers (``mlp``).
 
         The codebook is built from ``spec`` with ``settings`` changed (``attach('mlp', num_codes=512,
         k=8)``); ``dim`` comes from the site, and ``groups`` defaults to one group per head at
-        ``attn_preproj`` and 1 elsewhere. Returns the site names attached.
+        ``attn_preproj`` and 1 elsewhere. An ``SAESpec`` attaches a TopK SAE instead (one group, the
+        whole site). Returns the site names attached.
         """
-        if spec is not None and not isinstance(spec, CodebookSpec):  # the settings given in the old order
+        if spec is not None and not isinstance(spec, CodebookSpec | SAESpec):  # the settings given in the old order
             settings = {**_positional_settings(spec, *old), **settings}
             spec = None
         elif old:
@@ -204,19 +211,21 @@ class CodebookModel(nn.Module):
                     raise CodebookError(f"site {site.name!r} already has a codebook; detach({site.name!r}) first.")
                 if site not in chosen:
                     chosen.append(site)
-        built = {site.name: Codebook(self._site_spec(site, base)) for site in chosen}  # all checked first
+        built = {site.name: build_dictionary(self._site_spec(site, base)) for site in chosen}  # all checked first
         for site in chosen:
             self._install(site, built[site.name].to(self.device))
         return [site.name for site in chosen]
 
-    def _site_spec(self, site: Site, spec: CodebookSpec) -> CodebookSpec:
+    def _site_spec(self, site: Site, spec: DictionarySpec) -> DictionarySpec:
         dim = site_width(self.model, site)
         if spec.dim is not None and spec.dim != dim:
             raise CodebookError(f"the codebook spec has dim={spec.dim}, but site {site.name!r} is {dim} wide.")
+        if isinstance(spec, SAESpec):
+            return spec.with_settings(dim=dim)
         groups = spec.groups if spec.groups is not None else (site.num_heads if site.per_head else 1)
         return spec.with_settings(dim=dim, groups=groups)
 
-    def _install(self, site: Site, codebook: Codebook) -> None:
+    def _install(self, site: Site, codebook: Codebook | TopKSAE) -> None:
         module = self.model.get_submodule(site.module)
         name = site.name
         if site.hook == "output":
@@ -243,17 +252,7 @@ class CodebookModel(nn.Module):
 
     def detach(self, sites: str | Sequence[str] | None = None) -> list[str]:
         """Remove codebooks (all when sites is None); the base model is left exactly as before."""
-        if sites is None:
-            names = list(self._sites)
-        else:
-            names = []
-            for spec in [sites] if isinstance(sites, str) else list(sites):
-                for site in parse_site(spec, self.available_sites):
-                    if site.name not in self._sites:
-                        raise CodebookError(
-                            f"site {site.name!r} has no codebook; attached: {choices(self._sites) or 'none'}."
-                        )
-                    names.append(site.name)
+        names = list(self._sites) if sites is None else self.attached_sites(sites)
         for name in names:
             self._handles.pop(name).remove()
             del self.codebooks[_key(name)]
@@ -275,7 +274,11 @@ class CodebookModel(nn.Module):
         run, state = self._run, self._state
         if not state.enabled:
             return x
-        codebook = cast(Codebook, self.codebooks[_key(site)])
+        if site in state.zeroed:
+            return torch.zeros_like(x)
+        codebook = cast(Codebook | TopKSAE, self.codebooks[_key(site)])
+        if state.only is not None and site not in state.only:
+            return x if state.others == "off" else codebook.normalize(x).reshape(x.shape).to(x.dtype)
         if run is not None and run.inputs is not None:
             run.inputs.setdefault(site, []).append(x.detach().reshape(-1, x.shape[-1]))
         if not state.snap:
@@ -291,6 +294,8 @@ class CodebookModel(nn.Module):
                     snap.output.retain_grad()
                 run.outputs[site] = snap.output
             run.ids[site] = snap.ids
+            if snap.values is not None:
+                run.values[site] = snap.values
             if snap.loss is not None:
                 run.losses[site] = snap.loss
         return snap.output
@@ -391,18 +396,27 @@ class CodebookModel(nn.Module):
         )
 
     def _codes(self, run: _Run, shape: torch.Size) -> Codes:
-        """Stack every site's ids; slots beyond a codebook's own k (and disabled codebooks) are EMPTY."""
+        """Stack every site's ids; slots beyond a codebook's own k (and disabled codebooks) are EMPTY.
+        Where some site gives values (an SAE), every slot has one: a codebook's active codes 1."""
         b, t = shape
         k_max = max((cb.k for cb in self.attached.values()), default=1)
-        parts = []
+        parts, values = [], []
         for site, cb in self.attached.items():
             ids = torch.full((b, t, cb.groups, k_max), EMPTY, dtype=torch.long, device=self.device)
             found = run.ids.get(site)
             if found is not None:
                 ids[..., : cb.k] = found
             parts.append(ids)
+            if run.values:
+                value = torch.zeros(ids.shape, device=self.device)
+                given = run.values.get(site)
+                if given is not None:
+                    value[..., : cb.k] = given.detach().float()
+                else:
+                    value = (ids != EMPTY).float()
+                values.append(value)
         stacked = torch.cat(parts, dim=2) if parts else torch.zeros(b, t, 0, 1, dtype=torch.long, device=self.device)
-        return Codes(stacked, self.names)
+        return Codes(stacked, self.names, torch.cat(values, dim=2) if values else None)
 
     def record(self, sites: str | Sequence[str], batches: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
         """Activations at any sites, one row per token: {site: (tokens, dim)} (see recording.record)."""
@@ -484,6 +498,36 @@ class CodebookModel(nn.Module):
         with self._hook_state(snap=False):
             yield self
 
+    @contextmanager
+    def only(self, sites: str | Sequence[str], others: str = "off") -> Iterator[CodebookModel]:
+        """Only the dictionaries at ``sites`` run in the block; the others are ``off`` (their site's
+        activation passes through as in the stock model) or ``normalized`` (a codebook applies only
+        its LayerNorm, as in ``normalize_only``): one dictionary spliced in at a time, as its metrics
+        are measured."""
+        check_choice("others", others, ("off", "normalized"))
+        with self._hook_state(only=frozenset(self.attached_sites(sites)), others=others):
+            yield self
+
+    @contextmanager
+    def zeroed(self, sites: str | Sequence[str]) -> Iterator[CodebookModel]:
+        """Each of ``sites`` (attached ones) puts out zeros in the block: the zero ablation that
+        "CE loss recovered" measures a dictionary against."""
+        with self._hook_state(zeroed=self._state.zeroed | frozenset(self.attached_sites(sites))):
+            yield self
+
+    def attached_sites(self, sites: str | Sequence[str]) -> list[str]:
+        """The attached sites that ``sites`` names (site names or kinds); a site without a
+        dictionary is an error that lists the attached ones."""
+        names = []
+        for spec in [sites] if isinstance(sites, str) else list(sites):
+            for site in parse_site(spec, self.available_sites):
+                if site.name not in self._sites:
+                    raise CodebookError(
+                        f"site {site.name!r} has no dictionary; attached: {choices(self._sites) or 'none'}."
+                    )
+                names.append(site.name)
+        return names
+
     def generate(self, prompt: Any, **kwargs: Any) -> Any:
         """Sample continuations with the current interventions held on; see cbwidgets.generate."""
         from .generate import generate
@@ -511,7 +555,7 @@ class CodebookModel(nn.Module):
         return {
             site: book.retire_twins(radius)
             for site, book in self.attached.items()
-            if book.spec.similarity == "euclidean"
+            if isinstance(book, Codebook) and book.spec.similarity == "euclidean"
         }
 
     def usage(self) -> pd.DataFrame:

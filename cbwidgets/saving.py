@@ -2,8 +2,8 @@
 
 A saved model is a folder: the base model in transformers' format under ``base/``, its tokenizer
 under ``tokenizer/``, and the codebooks as ``codebooks.safetensors`` (tensors keyed
-``{site}/{tensor}``) beside ``codebooks.json`` (per site, the whole ``CodebookSpec``) and, where
-codes are labelled, ``labels.json`` (``labels.py``). Codebooks
+``{site}/{tensor}``) beside ``codebooks.json`` (per site, the whole spec: a ``CodebookSpec``, or
+an ``SAESpec`` with its kind) and, where codes are labelled, ``labels.json`` (``labels.py``). Codebooks
 alone travel the same way (``save_codebooks``), for a base model shipped elsewhere. Nothing is
 unpickled.
 """
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from .atomic import atomic_file, atomic_folder
-from .codebook import CodebookSpec
+from .dictionary import spec_from_dict
 from .errors import CodebookError
 from .quiet import transformers_quiet
 
@@ -101,7 +101,7 @@ def load_codebooks(model: CodebookModel, folder: str | Path) -> list[str]:
             f"{model.config.model_type}."
         )
     tensors = _read_weights(folder / CODEBOOKS_WEIGHTS)
-    specs = {site: CodebookSpec.from_dict(spec) for site, spec in meta["sites"].items()}
+    specs = {site: spec_from_dict(spec) for site, spec in meta["sites"].items()}
     attached: list[str] = []
     for site, spec in specs.items():
         model.attach(site, spec)

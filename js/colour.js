@@ -46,3 +46,9 @@ export function codeColour(id) {
   const t = 0.22 + 0.16 * (Math.floor(id / PALE.length) % 3);
   return mix(base, t);
 }
+
+/** A code's own hue at a strength in [0, 1]: how strongly a latent with a value fired. */
+export function codeIntensity(id, strength) {
+  if (id < 0) return "rgb(245, 245, 245)";
+  return mix(PALE[(id * 2654435761) % PALE.length], 0.12 + 0.78 * clamp01(strength));
+}

@@ -3,7 +3,7 @@
 // Click a cell to select its code: every token where it fires lights up, and Python hears of it.
 // With effects sent (show_effects), a cell's colour is its code's effect on a target instead.
 
-import { codeColour, diverging, textOn } from "./colour.js";
+import { codeColour, codeIntensity, diverging, textOn } from "./colour.js";
 import { readArray, readCodes } from "./wire.js";
 import { codeName, EMPTY, withMeaning } from "./names.js";
 import { quotedToken, tokenSpan } from "./tokens.js";
@@ -23,6 +23,7 @@ function render({ model, el }) {
 
   let data = null; // { tokens, labels, names, ids, T, N, K }
   let effects = null; // { at(t, n, k), maxAbs, title } when cells are coloured by effect
+  let strengths = null; // { at(t, n, k), max[n], varies[n] } when codes have values (an SAE's latents)
   let selected = null; // { column, id }
   let painted = [-1, -1];
 
@@ -43,6 +44,7 @@ function render({ model, el }) {
     }
     spacer.style.height = `${(data.T + 1) * ROW}px`;
     readEffects();
+    readValues();
     readSelected();
     painted = [-1, -1];
     paint();
@@ -63,6 +65,23 @@ function render({ model, el }) {
     effects = { at, maxAbs, title: model.get("effect_title") };
   }
 
+  function readValues() {
+    const { shape, values } = readArray(model.get("values"));
+    strengths = null;
+    if (shape.length !== 3 || shape[0] !== data.T || shape[1] !== data.N || shape[2] !== data.K) return;
+    const at = (t, n, k) => values[(t * data.N + n) * data.K + k];
+    const max = new Array(data.N).fill(0);
+    const min = new Array(data.N).fill(Infinity);
+    for (let t = 0; t < data.T; t++)
+      for (let n = 0; n < data.N; n++)
+        for (let k = 0; k < data.K; k++) {
+          if (data.at(t, n, k) === EMPTY) continue;
+          max[n] = Math.max(max[n], at(t, n, k));
+          min[n] = Math.min(min[n], at(t, n, k));
+        }
+    strengths = { at, max, varies: max.map((m, n) => m > min[n]) }; // a codebook's codes are all 1
+  }
+
   function effectText(value) {
     return Number.isFinite(value) ? `${value >= 0 ? "+" : ""}${value.toPrecision(3)}` : "not measured";
   }
@@ -72,12 +91,17 @@ function render({ model, el }) {
     return false;
   }
 
+  function shadingNote() {
+    const shaded = strengths ? data.labels.filter((_, n) => strengths.varies[n]) : [];
+    return shaded.length ? ` ${shaded.join(", ")}: shaded by the first latent's value (full at the column's largest).` : "";
+  }
+
   function paintStatus() {
     if (!selected) {
       status.textContent = effects
         ? `Colour: ${effects.title}; blue holds it up, red pushes it down, full colour at ${effectText(effects.maxAbs)}, ` +
           "grey not measured. Click a code to see where it fires."
-        : `${data.T} tokens x ${data.N} codebooks. Click a code to see where it fires.`;
+        : `${data.T} tokens x ${data.N} codebooks.${shadingNote()} Click a code to see where it fires.`;
       return;
     }
     let count = 0;
@@ -125,6 +149,10 @@ function render({ model, el }) {
           cell.style.color = "#888";
         }
         cell.classList.add("cbw-hm-effect");
+      } else if (strengths && strengths.varies[n] && id !== EMPTY) {
+        cell.style.background = codeIntensity(id, strengths.at(t, n, 0) / strengths.max[n]);
+        cell.style.color = textOn(cell.style.background);
+        cell.dataset.value = String(strengths.at(t, n, 0));
       } else cell.style.background = codeColour(id);
       if (selected) {
         if (n === selected.column && fires(t, n, selected.id)) {
@@ -153,7 +181,8 @@ function render({ model, el }) {
         const id = data.at(t, n, k);
         if (id === EMPTY) continue;
         const name = codeName(data.labels[n], id);
-        ids.push(name + withMeaning(meanings, name) + (effects ? ` (${effectText(effects.at(t, n, k))})` : ""));
+        const size = strengths && strengths.varies[n] ? ` value ${strengths.at(t, n, k).toPrecision(3)}` : "";
+        ids.push(name + withMeaning(meanings, name) + size + (effects ? ` (${effectText(effects.at(t, n, k))})` : ""));
       }
       rows.push([data.names[n], ids.length ? ids.join(", ") : "none"]);
     }
@@ -177,7 +206,7 @@ function render({ model, el }) {
     readSelected();
     paint(true);
   });
-  for (const name of ["ids", "tokens", "labels", "effects", "effect_title"]) model.on(`change:${name}`, load);
+  for (const name of ["ids", "tokens", "labels", "effects", "effect_title", "values"]) model.on(`change:${name}`, load);
   model.on("change:code_labels", () => data && paintStatus());
   load();
   return () => tooltip.hide();

@@ -301,7 +301,8 @@ def patching_divergence(
     totals = dict.fromkeys(patched, 0.0)
     for size, members in by_length.items():
         of = torch.from_numpy(sources[members])
-        source = Codes(clean.codes.ids[of], clean.codes.codebooks)
+        values = clean.codes.values
+        source = Codes(clean.codes.ids[of], clean.codes.codebooks, None if values is None else values[of])
         batch = torch.tensor([prompts[i] for i in members])
         # only the last token is patched: the walk before it is run once and its keys and values reused
         cache = model(batch[:, :-1], use_cache=True).cache

@@ -34,13 +34,16 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting, LabelledCodes):
 
     ``show_effects(cbwidgets.circuits.ablation_effects(...))`` colours each cell by how much its
     code matters to a target (blue holds it up, red pushes it down), instead of a pale colour per id.
-    A heatmap of a model (``heatmap(model, text)``) shows its codes' labels in the tooltip.
+    A heatmap of a model (``heatmap(model, text)``) shows its codes' labels in the tooltip. Where
+    codes have values (a TopK SAE's latents), a column whose values vary shades each cell by its
+    value (full colour at the column's largest), and the tooltip gives it.
     """
 
     _esm = STATIC / "heatmap.js"
     _called = "heatmap"
     effects = Array("<f4", ndim=3)  # (tokens, codebooks, k) like ids; NaN = not measured; empty = colour by id
     effect_title = traitlets.Unicode("").tag(sync=True)  # what the effects are effects on
+    values = Array("<f4", ndim=3)  # (tokens, codebooks, k) like ids: an SAE latent's value; empty = none
 
     def __init__(
         self,
@@ -61,7 +64,10 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting, LabelledCodes):
         """From a forward's ``Codes`` and the token strings of one sequence of the batch."""
         if not 0 <= batch < codes.ids.shape[0]:
             raise CodebookError(f"batch={batch} is out of range; these codes hold {codes.ids.shape[0]} sequence(s).")
-        return cls(tokens, codes.ids[batch], codes.codebooks)
+        view = cls(tokens, codes.ids[batch], codes.codebooks)
+        if codes.values is not None:
+            view.values = as_array(codes.values[batch].detach().cpu().numpy(), "<f4")
+        return view
 
     @classmethod
     def from_model(cls, model: CodebookModel, prompt: Any) -> CodeHeatmap:
@@ -95,6 +101,7 @@ class CodeHeatmap(CodeGridWidget, CodeSelecting, LabelledCodes):
         self.codebooks = codebooks
         with self.hold_sync():
             self.clear_effects()  # they were measured on the codes shown before
+            self.values = np.zeros((0, 0, 0), dtype="<f4")  # they belonged to the codes shown before
             self.tokens = tokens
             self.labels = list(codebooks.labels)
             self.names = list(codebooks.names)
