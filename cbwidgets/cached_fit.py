@@ -32,11 +32,14 @@ def fit_cached(
     kmeans_iters: int = 10,
     seed: int = 0,
     sites: str | Sequence[str] | None = None,
+    init: bool = True,
 ) -> pd.DataFrame:
     """Fit every attached codebook (or SAE; only those at ``sites``, if given: the others keep
     what they learned, and run while the activations are read, as they will when these are used)
     to the model's activations over ``batches`` (token ids).
 
+    ``init=False`` starts from each one's current state (a warm start, or a LayerNorm copied from
+    the codebook an SAE replaces) instead of k-means or an SAE's data init.
     Returns the reconstruction loss per site at the first step, every 50 steps and at the last.
     """
     steps = check_positive_int("steps", steps)
@@ -52,11 +55,14 @@ def fit_cached(
     for site in chosen:
         codebook = model.attached[site]
         x = inputs[site]
-        init_from_data(codebook, x, iters=kmeans_iters, generator=generator, match_scale=True)
+        if init:
+            init_from_data(codebook, x, iters=kmeans_iters, generator=generator, match_scale=True)
         sae = isinstance(codebook, TopKSAE)
         # a codebook fits its vectors in eval mode (its usage counters stay as they are); an SAE fits
         # all of itself in training mode, where it counts which latents are dead for its auxiliary loss
-        optimizer = torch.optim.Adam(list(codebook.parameters()) if sae else [codebook.vectors], lr=lr)
+        # (a LayerNorm stays as its init left it, as a codebook's does: the model reads what it puts out)
+        fitted = [p for name, p in codebook.named_parameters() if not name.startswith("ln_")]
+        optimizer = torch.optim.Adam(fitted if sae else [codebook.vectors], lr=lr)
         was_training = codebook.training
         codebook.train(sae)
         try:

@@ -81,6 +81,6 @@ def init_from_data(
     """Start a dictionary where the activations ``x`` are: a codebook at their k-means centroids,
     an SAE at their mean with random directions."""
     if isinstance(dictionary, TopKSAE):
-        dictionary.init_from(x, generator)
+        dictionary.init_from(x, generator, match_scale)
     else:
         dictionary.kmeans_init(x, iters=iters, generator=generator, match_scale=match_scale)

@@ -15,7 +15,8 @@ Each site's dictionary is spliced in alone (``model.only``), the rest as in the 
 - ``dead`` / ``dense``: the share of units that never fired / fired on more than ``dense_above`` of
   the tokens; ``density_histogram``: how many units fired on a share of the tokens in each of the
   log10 bins in ``attrs["density_bins"]`` (units that never fired are not in it).
-A last row, "all", has the cross-entropy and KL with every dictionary on together.
+A last row, "all", has the cross-entropy and KL with every dictionary on together (all attached
+ones, also when ``sites`` names some).
 
 The reference model is the stock one (``reference="off"``: dictionaries pass activations through);
 a model whose base was trained with the codebooks' LayerNorms in place (this kit's recipes) is
@@ -24,7 +25,7 @@ better measured against ``reference="normalized"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,14 +84,15 @@ def dictionary_metrics(
     batches: Tensor | Iterable[Tensor],
     reference: str = "off",
     dense_above: float = 0.1,
+    sites: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per site with a dictionary, and a row "all" (see the module's docstring); ``batches``
-    are token ids, (batch, tokens) each."""
+    """One row per site with a dictionary (or per one of ``sites``), and a row "all" (see the
+    module's docstring); ``batches`` are token ids, (batch, tokens) each."""
     check_choice("reference", reference, ("off", "normalized"))
     if not model.attached:
         raise CodebookError("no dictionaries attached; attach(...) a codebook or an SAE first.")
-    sites = list(model.attached)
-    sums = {site: _Sums(units=cb.groups * cb.num_codes) for site, cb in model.attached.items()}
+    sites = list(model.attached) if sites is None else model.attached_sites(sites)
+    sums = {site: _Sums(units=model.attached[site].groups * model.attached[site].num_codes) for site in sites}
     every = _Sums(units=0)
     ce_clean = 0.0
     tokens = 0

@@ -45,6 +45,7 @@ class SAESpec:
     aux_k: int = 256  # dead latents the auxiliary loss may use per token
     aux_coef: float = 1 / 32
     dead_after: int = 100  # training steps without firing after which a latent counts as dead
+    layer_norm: bool = False  # read LayerNorm(x) (its own gain and bias), as a codebook does, not x
     groups: int = 1  # always 1; here so code that reads any dictionary's spec finds it
     revive_after: None = None  # SAEs bring dead latents back by the auxiliary loss, not by revival
 
@@ -106,6 +107,9 @@ class TopKSAE(DictionaryBase):
         self.encoder = nn.Parameter(decoder.t().clone())  # (d, C): starts as the decoder's transpose
         self.b_enc = nn.Parameter(torch.zeros(c))
         self.b_dec = nn.Parameter(torch.zeros(d))
+        if spec.layer_norm:  # as a codebook's: what a model trained with codebooks in place passes on
+            self.ln_weight = nn.Parameter(torch.ones(1, d))
+            self.ln_bias = nn.Parameter(torch.zeros(1, d))
         self.register_buffer("hits", torch.zeros(1, c, dtype=torch.long))
         self.register_buffer("steps_since_used", torch.zeros(1, c, dtype=torch.long))
         self.register_buffer("revived", torch.zeros(1, dtype=torch.long))
@@ -118,8 +122,12 @@ class TopKSAE(DictionaryBase):
 
     # ---------------------------------------------------------------- forward
     def normalize(self, x: Tensor) -> Tensor:
-        """What the SAE reads: the input itself, (N, 1, d) (a codebook's LayerNorm has no SAE twin)."""
-        return x.reshape(-1, 1, self.dim)
+        """What the SAE reads and reconstructs, (N, 1, d): the input itself, or with ``layer_norm``
+        its LayerNorm (a codebook's: per token, then the gain and bias)."""
+        flat = x.reshape(-1, 1, self.dim)
+        if not self.spec.layer_norm:
+            return flat
+        return F.layer_norm(flat, (self.dim,), self.ln_weight[0], self.ln_bias[0], 1e-5)
 
     def pre_activations(self, x: Tensor) -> Tensor:
         """(N, C): every latent's pre-activation for inputs (N, d)."""
@@ -148,7 +156,7 @@ class TopKSAE(DictionaryBase):
         if not x.is_floating_point():
             raise CodebookError(f"input dtype {x.dtype} is not valid; the SAE takes floating-point activations.")
         lead = x.shape[:-1]
-        flat = x.reshape(-1, self.dim).to(self.encoder.dtype)
+        flat = self.normalize(x.to(self.encoder.dtype)).reshape(-1, self.dim)
         pre = self.pre_activations(flat)  # (N, C), differentiable
         ids = self._select(pre.detach(), edit)  # (N, k)
         values = F.relu(pre.gather(1, ids))
@@ -281,12 +289,19 @@ class TopKSAE(DictionaryBase):
 
     # ----------------------------------------------------------------- init
     @torch.no_grad()
-    def init_from(self, x: Tensor, generator: torch.Generator | None = None) -> None:
-        """Start from the data (N, d): ``b_dec`` at its mean, decoder rows random unit directions, the
-        encoder their transpose (so a latent first reads the direction it writes)."""
+    def init_from(self, x: Tensor, generator: torch.Generator | None = None, match_scale: bool = True) -> None:
+        """Start from the data (N, d): ``b_dec`` at the mean of what it reads, decoder rows random unit
+        directions, the encoder their transpose (so a latent first reads the direction it writes).
+        With ``layer_norm`` and ``match_scale``, the LayerNorm's gain and bias first go to the data's
+        typical spread and offset (as a codebook's k-means does); without, they stay as they are."""
         x = x.reshape(-1, self.dim).to(self.vectors.dtype)
         if x.shape[0] < 2:
             raise CodebookError(f"an SAE's data init needs at least 2 activation vectors, got {x.shape[0]}.")
+        if self.spec.layer_norm and match_scale:
+            var, mean = torch.var_mean(x, dim=-1, unbiased=False)
+            self.ln_weight.data.fill_(float((var + 1e-5).sqrt().mean()))
+            self.ln_bias.data.fill_(float(mean.mean()))
+        x = self.normalize(x).reshape(-1, self.dim)
         self.b_dec.data.copy_(x.mean(0))
         decoder = F.normalize(torch.randn(self.num_codes, self.dim, generator=generator), dim=-1)
         self.vectors.data.copy_(decoder[None].to(self.vectors))

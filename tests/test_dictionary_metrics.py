@@ -83,6 +83,9 @@ def test_codebooks_get_the_same_measures() -> None:
         target, out = book.normalize(x).reshape(x.shape), book(x).output
     fvu = float((target - out).pow(2).sum() / (target - target.mean(0)).pow(2).sum())
     assert table.set_index("site").loc["layers.1.mlp"].fvu == pytest.approx(fvu, rel=1e-4)
+    one = dictionary_metrics(model, DATA, reference="normalized", sites="layers.1.mlp")
+    assert one.site.tolist() == ["layers.1.mlp", "all"]
+    assert one.iloc[0].drop("density_histogram").equals(table.iloc[3].drop("density_histogram"))  # the same row
     with pytest.raises(CodebookError, match="reference"):
         dictionary_metrics(model, DATA, reference="clean")
     bare = tiny_model(attach=False)

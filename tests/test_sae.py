@@ -278,3 +278,29 @@ def test_the_heatmap_shades_sae_latents_by_their_values(model: CodebookModel, pa
     view.show(["a", "b"], np.zeros((2, 2), dtype=np.int64), model.names)  # other codes: their values are gone
     assert view.values.size == 0
     assert page.js_errors == []
+
+
+def test_an_sae_can_read_a_layernorm_of_its_site_as_a_codebook_does(model: CodebookModel) -> None:
+    """For a model trained with codebooks' LayerNorms in place: the SAE reconstructs LayerNorm(x),
+    its gain and bias set from the data (or kept), and normalize_only passes that LayerNorm on."""
+    x = model.record([SITE], tiny_data(16, 16))[SITE]
+    sae = TopKSAE(SAESpec(num_codes=48, dim=32, k=4, layer_norm=True))
+    sae.init_from(x)
+    spread = float(torch.var_mean(x, dim=-1, unbiased=False)[0].add(1e-5).sqrt().mean())
+    assert float(sae.ln_weight.detach()[0, 0]) == pytest.approx(spread, rel=1e-5)
+    normed = F.layer_norm(x, (32,), sae.ln_weight[0], sae.ln_bias[0], 1e-5)
+    assert torch.allclose(sae.b_dec, normed.mean(0), atol=1e-5)
+    with torch.no_grad():
+        sae.ln_weight.fill_(2.0)
+    sae.init_from(x, match_scale=False)
+    assert float(sae.ln_weight.detach()[0, 0]) == 2.0  # kept
+    model.detach(SITE)
+    model.attach(SITE, sae.spec)
+    model.attached[SITE].load_state_dict(sae.state_dict())
+    fit_cached(model, tiny_data(16, 16), steps=20, sites=SITE, init=False)
+    assert float(model.attached[SITE].ln_weight.detach()[0, 0]) == 2.0  # fitting moves the SAE, not its LayerNorm
+    fitted = model.attached[SITE]
+    expected = F.layer_norm(x, (32,), fitted.ln_weight[0], fitted.ln_bias[0], 1e-5)
+    assert torch.allclose(fitted.normalize(x).reshape(x.shape), expected, atol=1e-6)
+    with torch.no_grad(), model.normalize_only():  # the recipe's first phase: the LayerNorm alone
+        assert model(tiny_data(1, 8)).codes.ids[:, :, model.names.index_of("1.mlp")].eq(-1).all()

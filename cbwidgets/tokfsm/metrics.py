@@ -322,19 +322,19 @@ def patching_divergence(
 def codes_vs_neurons(
     model: CodebookModel, fsm: TokFSM, layer: int = 1, num_sequences: int = 256, length: int = 64, seed: int = 2
 ) -> pd.DataFrame:
-    """Per state: its best code at layer ``layer``'s MLP codebook (by F1, read at the state's last
-    digit) with that code's precision and recall, beside the best single MLP neuron of the same
+    """Per state: its best code at layer ``layer``'s MLP codebook (or SAE: its top latent; by F1, read
+    at the state's last digit) with that code's precision and recall, beside the best single MLP neuron of the same
     layer, thresholded to reach at least the same recall, and its precision there.
     """
     site = f"layers.{layer}.mlp"
     if site not in model.attached:
-        raise CodebookError(f"codes_vs_neurons needs a codebook at {site!r}; attached: {list(model.attached)}.")
+        raise CodebookError(f"codes_vs_neurons needs a dictionary at {site!r}; attached: {list(model.attached)}.")
     ids = fsm.sample(num_sequences, length, seed=seed)
     ends = fsm.state_ends(length)
     states = fsm.parse_states(ids[:, 1 : 1 + fsm.digits * len(ends)])  # (B, len(ends))
     states = states.reshape(-1)
     book = model.names.index_of(site)
-    codes = model(ids).codes.ids[:, ends, book, 0].reshape(-1)
+    codes = model(ids).codes.ids[:, ends, book, 0].reshape(-1)  # -1 where nothing fired (an SAE's latent at 0)
     hidden = model.record(f"layers.{layer}.mlp_hidden", ids)[f"layers.{layer}.mlp_hidden"]
     hidden = hidden.view(num_sequences, length, -1)[:, ends]
     hidden = hidden.reshape(len(states), -1).float()
@@ -345,8 +345,8 @@ def codes_vs_neurons(
         if n_state == 0:
             continue
         # best code by F1
-        fired = torch.bincount(codes, minlength=model.attached[site].num_codes).float()
-        on_state = torch.bincount(codes[is_state], minlength=len(fired)).float()
+        fired = torch.bincount(codes[codes >= 0], minlength=model.attached[site].num_codes).float()
+        on_state = torch.bincount(codes[is_state & (codes >= 0)], minlength=len(fired)).float()
         precision = on_state / fired.clamp_min(1)
         recall = on_state / n_state
         f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
