@@ -396,19 +396,19 @@ class CodeIndex:
         return np.searchsorted(np.asarray(self.doc_starts), positions, side="right") - 1
 
     def top_examples(self, code: Any, n: int = 10, context: int = 8) -> pd.DataFrame:
-        """Up to ``n`` firings with ``context`` tokens either side: where codes have values (an
-        SAE's latents), the strongest, strongest first, with a ``value`` column; else spread over
+        """Up to ``n`` firings with ``context`` tokens either side: where the code's values vary (an
+        SAE's latent), the strongest, strongest first, with a ``value`` column; else spread over
         the corpus, in its order (every firing of a codebook's code is alike).
 
         ``marked`` lists, for each window, the positions in it where the code fires (the firing token
         and any others), so a view can highlight them.
         """
         where = self.positions(code)
-        columns = ["document", "position", "left", "token", "right", "marked"]
         if len(where) == 0:
-            return pd.DataFrame(columns=[*columns, "value"] if self.values is not None else columns)
+            return pd.DataFrame(columns=["document", "position", "left", "token", "right", "marked"])
         strength = self.code_values(code)
-        if self.values is not None:
+        ranked = bool(strength.max() > strength.min())
+        if ranked:
             chosen = where[np.argsort(-strength, kind="stable")[:n]]
         else:
             chosen = np.unique(where[np.linspace(0, len(where) - 1, min(n, len(where))).astype(np.int64)])
@@ -430,7 +430,7 @@ class CodeIndex:
                 }
             )
         table = pd.DataFrame(rows)
-        if self.values is not None:
+        if ranked:
             table["value"] = strength[np.searchsorted(where, chosen)]
         return table
 

@@ -94,9 +94,17 @@ function render({ model, el }) {
         fire,
         tokenSpan(ex.right, "cbw-token cbw-db-ctx", context),
       );
+      if (ex.value !== undefined) {
+        const value = document.createElement("span"); // an SAE latent's examples: strongest first
+        value.className = "cbw-db-value";
+        value.textContent = ` ${Number(ex.value).toPrecision(3)}`;
+        row.appendChild(value);
+      }
       return row;
     });
-    examples.replaceChildren(heading("examples (the firing token marked)"), ...rows);
+    const valued = rows.length && model.get("examples")[0].value !== undefined;
+    const title = valued ? "examples, strongest first (the firing token marked, its value after)" : "examples (the firing token marked)";
+    examples.replaceChildren(heading(title), ...rows);
   }
 
   function paintSide() {

@@ -304,3 +304,25 @@ def test_an_sae_can_read_a_layernorm_of_its_site_as_a_codebook_does(model: Codeb
     assert torch.allclose(fitted.normalize(x).reshape(x.shape), expected, atol=1e-6)
     with torch.no_grad(), model.normalize_only():  # the recipe's first phase: the LayerNorm alone
         assert model(tiny_data(1, 8)).codes.ids[:, :, model.names.index_of("1.mlp")].eq(-1).all()
+
+
+def test_the_dashboard_lists_an_sae_latents_examples_strongest_first(model: CodebookModel, page: Any) -> None:
+    import cbwidgets
+    from cbwidgets.index import CodeIndex
+    from tests.browser import shot
+    from tests.harness import mount
+
+    index = CodeIndex.build(model, [row.tolist() for row in tiny_data(12, 16, seed=7)], progress=False)
+    busiest = int(np.argmax(index.firings()[model.names.index_of("1.mlp")]))
+    dash = cbwidgets.CodeDashboard(index, f"1.mlp.{busiest}", model, examples=np.int64(5))
+    values = [e["value"] for e in dash.examples]
+    assert len(values) == 5 and values == sorted(values, reverse=True) and all(type(v) is float for v in values)
+    assert values[0] == pytest.approx(float(index.code_values(f"1.mlp.{busiest}").max()), rel=1e-6)
+    mount(page, dash)
+    shown = page.locator(".cbw-db-value").all_inner_texts()
+    assert [float(t) for t in shown] == pytest.approx(values, rel=2e-3)  # toPrecision(3)
+    assert "strongest first" in page.locator(".cbw-db-examples").inner_text()
+    print("screenshot:", shot(page, "dashboard-sae-values"))
+    codebook = cbwidgets.CodeDashboard(index, "0.mlp.1", model)  # a codebook's code: no values shown
+    assert all("value" not in e for e in codebook.examples)
+    assert page.js_errors == []

@@ -119,7 +119,11 @@ class CodeDashboard(LabelledCodes):
         with self.hold_sync():
             self.stats = index.code_stats(code)
             self.hist = hist / max(1.0, float(hist.sum()))
-            self.examples = table[["document", "position", "left", "token", "right"]].to_dict("records")
+            shown = ["document", "position", "left", "token", "right"] + (["value"] if "value" in table else [])
+            self.examples = [  # plain numbers: a latent's value (an SAE's index) is float16 on disk
+                {key: float(v) if key == "value" else v for key, v in row.items()}
+                for row in table[shown].to_dict("records")
+            ]
             self.effects = effects
             self.similar = similar
             self.opened_example = -1
