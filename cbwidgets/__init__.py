@@ -11,7 +11,8 @@ tokens, and switch codes off or on to see what they do.
         ...
 
 A TopK SAE attaches the same way (``model.attach("layers.6.mlp", SAESpec(num_codes=4096, k=32))``);
-``dictionary_metrics`` measures either kind as the field does (L0, FVU, CE loss recovered, ...).
+``dictionary_metrics`` measures either kind as the field does (L0, FVU, CE loss recovered, ...);
+``matched_sae`` puts an SAE of a codebook's size and L0 in its place, to compare the two.
 """
 
 from .codebook import Codebook, CodebookSpec
@@ -21,6 +22,7 @@ from .errors import CodebookError
 from .generate import Generation, generate
 from .interventions import Ablate, AblateEach, Add, Force, InterventionPlan, Patch, Scale
 from .labels import CodeLabel, CodeLabels
+from .matched_sae import matched_sae
 from .model import CodebookModel, CodebookOutput
 from .names import CodebookNames
 from .sae import SAESpec, TopKSAE
@@ -68,6 +70,7 @@ __all__ = [  # and the widget names (WIDGET_NAMES), loaded on first use
     "__version__",
     "dictionary_metrics",
     "generate",
+    "matched_sae",
     "storyteller",
     "supported_model_types",
     "train",

@@ -15,12 +15,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from .codebook import Codebook
 from .dictionary import init_from_data
 from .errors import CodebookError, check_positive_int
 from .model import CodebookModel
 from .sae import TopKSAE
 
-__all__ = ["fit_cached"]
+__all__ = ["fit_activations", "fit_cached"]
 
 
 def fit_cached(
@@ -57,27 +58,53 @@ def fit_cached(
         x = inputs[site]
         if init:
             init_from_data(codebook, x, iters=kmeans_iters, generator=generator, match_scale=True)
-        sae = isinstance(codebook, TopKSAE)
-        # a codebook fits its vectors in eval mode (its usage counters stay as they are); an SAE fits
-        # all of itself in training mode, where it counts which latents are dead for its auxiliary loss
-        # (a LayerNorm stays as its init left it, as a codebook's does: the model reads what it puts out)
-        fitted = [p for name, p in codebook.named_parameters() if not name.startswith("ln_")]
-        optimizer = torch.optim.Adam(fitted if sae else [codebook.vectors], lr=lr)
-        was_training = codebook.training
-        codebook.train(sae)
-        try:
-            for step in range(1, steps + 1):
-                rows_at = torch.randint(0, x.shape[0], (min(batch_tokens, x.shape[0]),), generator=generator)
-                loss = codebook(x[rows_at.to(x.device)]).loss
-                assert loss is not None  # grad is enabled here
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if isinstance(codebook, TopKSAE):
-                    codebook.constrain()
-                    codebook.update_usage(codebook.take_step_hits())
-                if step == 1 or step % 50 == 0 or step == steps:
-                    rows.append({"site": site, "step": step, "reconstruction": float(loss.detach())})
-        finally:
-            codebook.train(was_training)
+        losses = fit_activations(codebook, x, steps=steps, batch_tokens=batch_tokens, lr=lr, generator=generator)
+        rows += [{"site": site, "step": step, "reconstruction": loss} for step, loss in losses.items()]
     return pd.DataFrame(rows)
+
+
+def fit_activations(
+    dictionary: Codebook | TopKSAE,
+    x: Tensor,
+    steps: int = 300,
+    batch_tokens: int = 4096,
+    lr: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> dict[int, float]:
+    """Adam on one codebook's (or SAE's) reconstruction loss over minibatches of ``x`` (N, dim), the
+    activations it reads, drawn with replacement by ``generator``: ``fit_cached``'s loop, for
+    activations you already hold (recorded once and kept, or read by another library). Starts from
+    the dictionary's current state (``init_from_data`` first for a data init). Returns the loss at the
+    first step, every 50 steps and at the last."""
+    steps = check_positive_int("steps", steps)
+    batch_tokens = check_positive_int("batch_tokens", batch_tokens)
+    if x.ndim != 2 or x.shape[-1] != dictionary.dim:
+        raise CodebookError(
+            f"activations of shape {tuple(x.shape)} do not fit a dictionary of dim={dictionary.dim}; "
+            f"give (tokens, {dictionary.dim})."
+        )
+    sae = isinstance(dictionary, TopKSAE)
+    # a codebook fits its vectors in eval mode (its usage counters stay as they are); an SAE fits
+    # all of itself in training mode, where it counts which latents are dead for its auxiliary loss
+    # (a LayerNorm stays as its init left it, as a codebook's does: the model reads what it puts out)
+    fitted = [p for name, p in dictionary.named_parameters() if not name.startswith("ln_")]
+    optimizer = torch.optim.Adam(fitted if sae else [dictionary.vectors], lr=lr)
+    was_training = dictionary.training
+    dictionary.train(sae)
+    losses = {}
+    try:
+        for step in range(1, steps + 1):
+            rows_at = torch.randint(0, x.shape[0], (min(batch_tokens, x.shape[0]),), generator=generator)
+            loss = dictionary(x[rows_at.to(x.device)]).loss
+            assert loss is not None  # grad is enabled here
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if isinstance(dictionary, TopKSAE):
+                dictionary.constrain()
+                dictionary.update_usage(dictionary.take_step_hits())
+            if step == 1 or step % 50 == 0 or step == steps:
+                losses[step] = float(loss.detach())
+    finally:
+        dictionary.train(was_training)
+    return losses

@@ -117,7 +117,8 @@ def dictionary_metrics(
     rows.append({"site": "all", "kind": "", "units": sum(s.units for s in sums.values())})
     rows[-1].update(ce_clean=ce_clean / tokens, ce_dictionary=every.ce_dictionary / tokens, kl=every.kl / tokens)
     frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-    frame.attrs.update(density_bins=DENSITY_BINS, reference=reference, tokens=tokens)
+    # plain lists, so that tables from two runs concatenate (pandas compares attrs with ==)
+    frame.attrs.update(density_bins=DENSITY_BINS.tolist(), reference=reference, tokens=tokens)
     return frame
 
 

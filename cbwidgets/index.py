@@ -42,6 +42,7 @@ __all__ = ["CodeIndex"]
 FORMAT = "cbwidgets-code-index"
 VERSION = 2  # 2: the manifest holds the codebooks' names (1: labels and sizes only)
 _MATCH_CACHE = 4_000_000  # token positions of recent searches kept (32 MB)
+_VALUE_CHUNK = 1 << 20  # tokens read at a time when summing values over an index
 _SEPARATOR = "\x00"  # between documents in the search text; belongs to no token
 _ARRAYS = ("codes", "tokens", "doc_starts", "inv_offsets", "inv_positions")
 
@@ -124,6 +125,7 @@ class CodeIndex:
         self.inv_positions = inv_positions
         self._text: _Text | None = None
         self._matched: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()  # recent searches (_MATCH_CACHE)
+        self._value_sums: np.ndarray | None = None  # (codebooks, max num_codes), read once when a search needs it
 
     @property
     def labels(self) -> list[str]:
@@ -368,10 +370,16 @@ class CodeIndex:
     def search(self, pattern: str, min_precision: float = 0.0, min_matches: int = 1) -> pd.DataFrame:
         """Codes for a regex, most precise first: codebook, code, precision, recall, matches, firings.
 
+        Where codes have values (an SAE's latents), ``activation_precision`` is the share of a code's
+        summed value that falls on matched tokens, and ranks the table: a latent that fires weakly
+        everywhere but strongly on the matches ranks above one that fires as often on them but as
+        strongly elsewhere. (A codebook's codes have value 1, so theirs equals their precision.)
         ``table.attrs["matched_tokens"]`` holds how many tokens the pattern matched.
         """
         matched = self.matches(pattern)
+        weighted = self.values is not None
         columns = ["codebook", "code", "precision", "recall", "matches", "firings"]
+        columns += ["activation_precision"] if weighted else []
         if len(matched) == 0:
             empty = pd.DataFrame(columns=columns)
             empty.attrs["matched_tokens"] = 0
@@ -379,18 +387,45 @@ class CodeIndex:
         firings = self.firings()
         rows = []
         at = np.asarray(self._stored[matched])  # (matched, codebooks, k): one read for every codebook
+        at_values = np.asarray(self.values[matched], dtype=np.float64) if self.values is not None else None
+        totals = self.value_sums() if weighted else None
         for book, label in enumerate(self.labels):
             hits = self._count(at[:, book], book)
+            mass = self._sum_values(at[:, book], at_values[:, book], book) if at_values is not None else None
             for value in np.nonzero(hits >= min_matches)[0]:
                 fired = int(firings[book, value])
                 precision = hits[value] / fired
                 if precision >= min_precision:
                     name = self.codebooks.code_name(book, value)
-                    rows.append((label, name, precision, hits[value] / len(matched), int(hits[value]), fired))
+                    row = [label, name, precision, hits[value] / len(matched), int(hits[value]), fired]
+                    if mass is not None and totals is not None:
+                        row.append(mass[value] / totals[book, value] if totals[book, value] > 0 else 0.0)
+                    rows.append(tuple(row))
         table = pd.DataFrame(rows, columns=columns)
-        table = table.sort_values(["precision", "recall"], ascending=False, ignore_index=True)
+        order = (["activation_precision"] if weighted else []) + ["precision", "recall"]
+        table = table.sort_values(order, ascending=False, ignore_index=True)
         table.attrs["matched_tokens"] = len(matched)
         return table
+
+    def value_sums(self) -> np.ndarray:
+        """(codebooks, max num_codes): each code's values summed over the index (its firings where
+        codes have no values). Read once, in chunks, the first time it is asked for."""
+        if self.values is None:
+            return self.firings().astype(np.float64)
+        if self._value_sums is None:
+            sums = np.zeros((len(self.labels), max(self.num_codes)), dtype=np.float64)
+            for start in range(0, self.num_tokens, _VALUE_CHUNK):
+                ids = np.asarray(self._stored[start : start + _VALUE_CHUNK])
+                vals = np.asarray(self.values[start : start + _VALUE_CHUNK], dtype=np.float64)
+                for book in range(len(self.labels)):
+                    sums[book, : self.num_codes[book]] += self._sum_values(ids[:, book], vals[:, book], book)
+            self._value_sums = sums
+        return self._value_sums
+
+    def _sum_values(self, stored: np.ndarray, values: np.ndarray, codebook: int) -> np.ndarray:
+        ids, weights = stored.reshape(-1), values.reshape(-1)
+        kept = ids != self._empty
+        return np.bincount(ids[kept], weights=weights[kept], minlength=self.num_codes[codebook])
 
     def document_of(self, positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.doc_starts), positions, side="right") - 1

@@ -46,15 +46,24 @@ class SAESpec:
     aux_coef: float = 1 / 32
     dead_after: int = 100  # training steps without firing after which a latent counts as dead
     layer_norm: bool = False  # read LayerNorm(x) (its own gain and bias), as a codebook does, not x
+    norm_groups: int = 1  # with layer_norm: normalise each of this many equal slices (a codebook's heads)
     groups: int = 1  # always 1; here so code that reads any dictionary's spec finds it
     revive_after: None = None  # SAEs bring dead latents back by the auxiliary loss, not by revival
 
     def __post_init__(self) -> None:
-        for name in ("num_codes", "k", "aux_k", "dead_after"):
+        for name in ("num_codes", "k", "aux_k", "dead_after", "norm_groups"):
             object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
         object.__setattr__(self, "dim", check_positive_int("dim", self.dim, allow_none=True))
         if self.k > self.num_codes:
             raise CodebookError(f"k={self.k} is larger than num_codes={self.num_codes}; an SAE keeps k of its latents.")
+        if self.norm_groups != 1 and not self.layer_norm:
+            raise CodebookError(
+                f"norm_groups={self.norm_groups} says how a LayerNorm slices the input; set layer_norm=True with it."
+            )
+        if self.dim is not None and self.dim % self.norm_groups:
+            raise CodebookError(
+                f"dim={self.dim} does not split into norm_groups={self.norm_groups} equal slices; give a divisor of it."
+            )
         if self.groups != 1:
             raise CodebookError(f"groups={self.groups!r}: an SAE reads its whole site; leave groups at 1.")
         if self.revive_after is not None:
@@ -83,6 +92,16 @@ class SAESpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SAESpec:
         return cls().with_settings(**{key: value for key, value in data.items() if key != "kind"})
+
+
+def weighted_rows(ids: Tensor, weights: Tensor, rows: Tensor) -> Tensor:
+    """(N, d): for each token, the sum of ``weights`` (N, k) times the ``rows`` (C, d) at ``ids`` (N, k).
+    A bag of rows while k is small beside C; a dense (N, C) product once it is not (the auxiliary
+    loss's 256 of 1,024 latents): a bag's backward on a CPU then costs several times the product's."""
+    if 16 * ids.shape[-1] < rows.shape[0]:
+        return F.embedding_bag(ids, rows, mode="sum", per_sample_weights=weights)
+    dense = torch.zeros(ids.shape[0], rows.shape[0], dtype=weights.dtype, device=weights.device)
+    return dense.scatter_add(1, ids, weights) @ rows
 
 
 class TopKSAE(DictionaryBase):
@@ -123,11 +142,16 @@ class TopKSAE(DictionaryBase):
     # ---------------------------------------------------------------- forward
     def normalize(self, x: Tensor) -> Tensor:
         """What the SAE reads and reconstructs, (N, 1, d): the input itself, or with ``layer_norm``
-        its LayerNorm (a codebook's: per token, then the gain and bias)."""
+        its LayerNorm (a codebook's: per token and per slice of ``norm_groups``, then the gain and
+        bias): the space a model trained with that codebook in place reads."""
         flat = x.reshape(-1, 1, self.dim)
         if not self.spec.layer_norm:
             return flat
-        return F.layer_norm(flat, (self.dim,), self.ln_weight[0], self.ln_bias[0], 1e-5)
+        g = self.spec.norm_groups
+        if g == 1:
+            return F.layer_norm(flat, (self.dim,), self.ln_weight[0], self.ln_bias[0], 1e-5)
+        sliced = F.layer_norm(flat.reshape(-1, g, self.dim // g), (self.dim // g,), None, None, 1e-5)
+        return sliced.reshape(-1, 1, self.dim) * self.ln_weight + self.ln_bias
 
     def pre_activations(self, x: Tensor) -> Tensor:
         """(N, C): every latent's pre-activation for inputs (N, d)."""
@@ -174,10 +198,7 @@ class TopKSAE(DictionaryBase):
 
     def decode(self, ids: Tensor, values: Tensor) -> Tensor:
         """(N, d): the values (N, k) times the decoder rows of ``ids`` (N, k), plus ``b_dec``."""
-        rows = F.embedding_bag(
-            ids.clamp_min(0), self.vectors[0], mode="sum", per_sample_weights=values.to(self.vectors)
-        )
-        return rows + self.b_dec
+        return weighted_rows(ids.clamp_min(0), values.to(self.vectors), self.vectors[0]) + self.b_dec
 
     @torch.no_grad()
     def _select(self, pre: Tensor, edit: CodeEdit | None) -> Tensor:
@@ -246,7 +267,7 @@ class TopKSAE(DictionaryBase):
             top = masked.topk(aux_k, dim=-1)
             error = target - out.detach()
             weights = F.relu(top.values)
-            guess = F.embedding_bag(top.indices, self.vectors[0], mode="sum", per_sample_weights=weights)
+            guess = weighted_rows(top.indices, weights, self.vectors[0])
             loss = loss + self.spec.aux_coef * (guess - error).pow(2).sum(-1).mean()
         return loss
 
@@ -298,7 +319,7 @@ class TopKSAE(DictionaryBase):
         if x.shape[0] < 2:
             raise CodebookError(f"an SAE's data init needs at least 2 activation vectors, got {x.shape[0]}.")
         if self.spec.layer_norm and match_scale:
-            var, mean = torch.var_mean(x, dim=-1, unbiased=False)
+            var, mean = torch.var_mean(x.reshape(x.shape[0], self.spec.norm_groups, -1), dim=-1, unbiased=False)
             self.ln_weight.data.fill_(float((var + 1e-5).sqrt().mean()))
             self.ln_bias.data.fill_(float(mean.mean()))
         x = self.normalize(x).reshape(-1, self.dim)

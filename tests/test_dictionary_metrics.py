@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -86,6 +87,8 @@ def test_codebooks_get_the_same_measures() -> None:
     one = dictionary_metrics(model, DATA, reference="normalized", sites="layers.1.mlp")
     assert one.site.tolist() == ["layers.1.mlp", "all"]
     assert one.iloc[0].drop("density_histogram").equals(table.iloc[3].drop("density_histogram"))  # the same row
+    both = pd.concat([table, one])  # two runs' tables side by side, as a comparison puts them
+    assert len(both) == len(table) + 2 and both.attrs["density_bins"] == table.attrs["density_bins"]
     with pytest.raises(CodebookError, match="reference"):
         dictionary_metrics(model, DATA, reference="clean")
     bare = tiny_model(attach=False)

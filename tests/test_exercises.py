@@ -131,6 +131,7 @@ def test_every_check_says_not_yet_to_an_answer_left_blank() -> None:
         TrainingChecks(model, fsm),
         CircuitChecks(model, fsm.sample(1, 21, seed=11), NextToken(1, measure="logprob")),
         _steering_checks(),
+        _dictionary_checks()[0],
     ):
         methods = [getattr(checks, n) for n in dir(checks) if n.startswith("exercise_")]
         assert len(methods) >= 2
@@ -354,3 +355,46 @@ def test_circuit_checks_take_every_correct_form_and_explain_wrong_ones() -> None
     weaker = sorted(after, key=after.get)[0]
     said = repr(checks.exercise_2(weaker))
     assert "another code holds the prediction up more" in said and top not in said
+
+
+def _dictionary_checks() -> Any:
+    """07's checks on a TokFSM model with a quickly fitted SAE of k = 4 at layers.1.mlp."""
+    from cbwidgets.exercises.dictionaries import DictionaryChecks
+    from cbwidgets.matched_sae import matched_sae
+
+    fsm = TokFSM()
+    model = load_default()
+    matched_sae(model, "layers.1.mlp", fsm.sample(16, 128, seed=5), steps=20, k=4)
+    walks = fsm.sample(8, 64, seed=3)
+    return DictionaryChecks(model, fsm.sample(1, 21, seed=11), walks, "layers.1.mlp"), model, walks
+
+
+def test_dictionary_checks_take_every_correct_form_and_explain_wrong_ones() -> None:
+    """07's checks, against the values and the FVU computed here from the SAE itself."""
+    checks, model, walks = _dictionary_checks()
+    sae = model.attached["layers.1.mlp"]
+    with torch.no_grad():
+        codes = model(checks.ids).codes
+    book = model.names.index_of("1.mlp")
+    ids, values = codes.ids[0, -1, book].tolist(), codes.values[0, -1, book].tolist()
+    assert len(set(values)) == 4  # four latents, four different values: the exercise has one answer
+    order = sorted(range(4), key=lambda i: values[i], reverse=True)
+    best, second = ids[order[0]], ids[order[1]]
+    for form in (f"1.mlp.{best}", ("1.mlp", np.int64(best)), ("layers.1.mlp", torch.tensor(best))):
+        assert checks.exercise_1(form), form
+    said = repr(checks.exercise_1(f"1.mlp.{second}"))
+    assert "another latent's is larger" in said and f"1.mlp.{best}" not in said
+    idle = next(c for c in range(sae.num_codes) if c not in ids)
+    assert "is not active at the last token" in repr(checks.exercise_1(f"1.mlp.{idle}"))
+    assert "is not in codebook 1.mlp" in repr(checks.exercise_1("2.mlp.0"))
+    # exercise 2: the FVU by hand, in the space the SAE reads (the codebook's LayerNorm of the site)
+    with torch.no_grad():
+        x = model.codebook_inputs(walks)["layers.1.mlp"]  # what enters it, every dictionary normalize-only
+        target = sae.normalize(x).reshape(x.shape)
+        out = sae(x).output
+    fvu = float((out - target).pow(2).sum() / (target - target.mean(0)).pow(2).sum())
+    for form in (fvu, np.float32(fvu), torch.tensor(fvu), f"{fvu:.4f}"):
+        assert checks.exercise_2(form), form
+    assert "the variance explained" in repr(checks.exercise_2(1 - fvu))
+    assert "is not a number" in repr(checks.exercise_2("most of it"))
+    assert "read that row's fvu column" in repr(checks.exercise_2(fvu + 0.05))

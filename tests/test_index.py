@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import cbwidgets
 from cbwidgets import CodebookError
 from cbwidgets.index import CodeIndex
 from cbwidgets.names import CodebookNames
@@ -36,6 +37,30 @@ def test_search_precision_and_recall_by_hand() -> None:
     assert table.loc["0.mlp.2", ["precision", "recall"]].tolist() == [0.5, 0.5]
     assert list(index.search("ld", min_precision=0.9)["code"]) == ["0.mlp.3"]
     assert index.search("ld").attrs["matched_tokens"] == 2 and index.search("zzz").attrs["matched_tokens"] == 0
+
+
+def test_search_ranks_latents_by_the_share_of_their_activation_on_the_matches() -> None:
+    """By hand: two latents (k = 2) over "he llo wor ld" / "llo ld". Latent 0 fires on every token,
+    at 4.0 on the two "llo" and 0.5 elsewhere; latent 1 fires on "llo" and "he" at 1.0 each. Both fire
+    on both matches; latent 0 has the lower precision (2 of 6 firings vs 2 of 3) but the higher share
+    of its activation on them (8 of 10 vs 2 of 3), so it ranks first. A codebook's codes (no
+    values) keep the table as it was."""
+    vocab = ["he", "llo", " wor", "ld"]
+    tokens = np.array([0, 1, 2, 3, 1, 3], dtype=np.int32)
+    empty = np.iinfo(np.uint16).max
+    codes = np.array([[0, 1], [0, 1], [0, empty], [0, empty], [0, 1], [0, empty]], dtype=np.uint16)[:, None, :]
+    values = np.array([[0.5, 1], [4, 1], [0.5, 0], [0.5, 0], [4, 1], [0.5, 0]], dtype=np.float16)[:, None, :]
+    names = CodebookNames.from_labels(["0.mlp"], num_codes=[2])
+    index = CodeIndex(codes, tokens, np.array([0, 4, 6]), vocab, names, values=values)
+    table = index.search("llo")
+    assert table.code.tolist() == ["0.mlp.0", "0.mlp.1"]
+    assert table.activation_precision.tolist() == pytest.approx([8 / 10, 2 / 3])
+    assert table.precision.tolist() == pytest.approx([2 / 6, 2 / 3])
+    assert index.value_sums()[0].tolist() == pytest.approx([10.0, 3.0])
+    assert "activation_precision" not in _hand_made().search("llo").columns
+    assert list(index.search("zzz").columns)[-1] == "activation_precision"
+    view = cbwidgets.CodeSearch(index, pattern="llo")  # the search widget lists them in that order
+    assert list(view.code_names) == ["0.mlp.0", "0.mlp.1"] and "ranked by the share" in view.summary
 
 
 def test_matches_map_to_the_token_holding_the_first_character() -> None:

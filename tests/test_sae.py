@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from cbwidgets import CodebookError
-from cbwidgets.cached_fit import fit_cached
+from cbwidgets.cached_fit import fit_activations, fit_cached
 from cbwidgets.codebook import CodebookSpec
 from cbwidgets.dictionary import Dictionary, build_dictionary, spec_from_dict
 from cbwidgets.interventions import Ablate, Add, Force, Patch, Scale
@@ -306,6 +306,30 @@ def test_an_sae_can_read_a_layernorm_of_its_site_as_a_codebook_does(model: Codeb
         assert model(tiny_data(1, 8)).codes.ids[:, :, model.names.index_of("1.mlp")].eq(-1).all()
 
 
+def test_an_sae_reads_a_grouped_codebooks_space_with_norm_groups() -> None:
+    """A codebook at attn_preproj normalises each head apart; an SAE with ``norm_groups`` set to its
+    heads and its gain and bias copied reads exactly the space that codebook passes on."""
+    from cbwidgets.codebook import Codebook
+
+    book = Codebook(CodebookSpec(num_codes=16, dim=32, k=2, groups=4))
+    with torch.no_grad():
+        book.ln_weight.uniform_(0.5, 2.0)
+        book.ln_bias.normal_()
+    sae = TopKSAE(SAESpec(num_codes=48, dim=32, k=4, layer_norm=True, norm_groups=4))
+    with torch.no_grad():
+        sae.ln_weight.copy_(book.ln_weight.reshape(1, -1))
+        sae.ln_bias.copy_(book.ln_bias.reshape(1, -1))
+    x = torch.randn(64, 32) * 3 + 1
+    assert torch.allclose(sae.normalize(x).reshape(64, 32), book.normalize(x).reshape(64, 32), atol=1e-5)
+    whole = TopKSAE(SAESpec(num_codes=48, dim=32, k=4, layer_norm=True))
+    whole.load_state_dict(sae.state_dict())  # the same gain and bias, over all 32 features at once
+    assert not torch.allclose(whole.normalize(x), sae.normalize(x), atol=1e-2)  # slices differ from the whole
+    with pytest.raises(CodebookError, match="set layer_norm=True with it"):
+        SAESpec(norm_groups=4)
+    with pytest.raises(CodebookError, match="does not split into norm_groups=5"):
+        SAESpec(dim=32, layer_norm=True, norm_groups=5)
+
+
 def test_the_dashboard_lists_an_sae_latents_examples_strongest_first(model: CodebookModel, page: Any) -> None:
     import cbwidgets
     from cbwidgets.index import CodeIndex
@@ -326,3 +350,39 @@ def test_the_dashboard_lists_an_sae_latents_examples_strongest_first(model: Code
     codebook = cbwidgets.CodeDashboard(index, "0.mlp.1", model)  # a codebook's code: no values shown
     assert all("value" not in e for e in codebook.examples)
     assert page.js_errors == []
+
+
+def test_matched_sae_takes_a_codebooks_place_at_its_size_l0_and_layernorm() -> None:
+    """At a site of heads (attn_preproj, 4 groups of 16 codes, k = 2 each): 64 latents, k = 8, the
+    codebook's per-head LayerNorm read as it was, the other codebooks untouched; fitting lowers the
+    reconstruction error from the data init's."""
+    from cbwidgets.codebook import Codebook
+    from cbwidgets.matched_sae import matched_sae
+
+    model = tiny_model(num_codes=16, k=2)
+    site = "layers.1.attn_preproj"
+    book = model.attached[site]
+    assert isinstance(book, Codebook) and book.groups == 4
+    with torch.no_grad():
+        book.ln_weight.uniform_(0.5, 2.0)
+    others = {s: {k: v.clone() for k, v in model.attached[s].state_dict().items()} for s in model.attached if s != site}
+    data = tiny_data(32, 16)
+    with model.only([s for s in model.attached if s != site]):
+        x = model.record([site], data)[site]
+    sae = matched_sae(model, site, data, steps=np.int64(60), k=8)  # settings pass through to the spec
+    assert model.attached[site] is sae and (sae.num_codes, sae.k, sae.spec.norm_groups) == (64, 8, 4)
+    assert torch.allclose(sae.normalize(x), book.normalize(x).reshape(-1, 1, 32), atol=1e-5)
+    for s, state in others.items():
+        assert all(torch.equal(state[k], v) for k, v in model.attached[s].state_dict().items())
+    fresh = TopKSAE(sae.spec)
+    fresh.load_state_dict(sae.state_dict())
+    fresh.init_from(x, torch.Generator().manual_seed(0), match_scale=False)
+    assert not sae.training  # as the model it went into
+    fresh.eval()
+    assert float(sae(x).loss.detach()) < 0.8 * float(fresh(x).loss.detach())
+    with pytest.raises(CodebookError, match="already holds a TopKSAE"):
+        matched_sae(model, site, data, steps=1)
+    with pytest.raises(CodebookError, match="names 2 sites"):
+        matched_sae(model, "mlp", data, steps=1)
+    with pytest.raises(CodebookError, match=r"activations of shape \(10, 31\) do not fit .* give \(tokens, 32\)"):
+        fit_activations(sae, torch.randn(10, 31))

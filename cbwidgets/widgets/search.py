@@ -66,7 +66,8 @@ class CodeSearch(LabelledCodes):
                 self.summary = f"type a regex to search {self._index.num_tokens:,} tokens"
             else:
                 found = table.attrs["matched_tokens"]  # the search already ran the regex
-                self.summary = f"{found:,} matched tokens; {len(table):,} codes fire on them (showing {len(shown)})"
+                by = "; ranked by the share of each one's activation on them" if self._index.values is not None else ""
+                self.summary = f"{found:,} matched tokens; {len(table):,} codes fire on them (showing {len(shown)}){by}"
 
     @traitlets.validate("opened")
     @refusing

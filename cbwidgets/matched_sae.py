@@ -1,0 +1,67 @@
+"""Put a TopK SAE where a codebook is, at the codebook's size and L0, to compare the two at one site.
+
+A model trained with codebooks in place reads, after each site, what the codebook passes on: vectors
+in the space of the codebook's own LayerNorm (per head at ``attn_preproj``). An SAE fitted to the raw
+activations would hand the later layers something they never saw, and its CE loss would measure that
+mismatch, not the SAE. So the SAE reads the same LayerNorm (``layer_norm=True``, ``norm_groups`` =
+the codebook's groups) with the codebook's gain and bias copied and kept, and is fitted to the
+activations that enter the site while every other dictionary runs, as they will when it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .cached_fit import fit_activations
+from .codebook import Codebook
+from .errors import CodebookError
+from .model import CodebookModel
+from .sae import SAESpec, TopKSAE
+
+__all__ = ["matched_sae"]
+
+
+def matched_sae(
+    model: CodebookModel,
+    site: str,
+    batches: Tensor | Iterable[Tensor],
+    steps: int = 300,
+    seed: int = 0,
+    **settings: Any,
+) -> TopKSAE:
+    """Replace the codebook at ``site`` by a TopK SAE of as many latents as it has codes (over all its
+    heads) and ``k`` = its active codes per token, reading its LayerNorm, fitted for ``steps`` to what
+    enters the site over ``batches`` (token ids), as ``fit_cached`` fits. ``settings`` change the
+    SAE's spec (``num_codes``, ``k``, ``aux_k``...). To go back, load the model again (the codebook
+    is detached)."""
+    names = model.attached_sites(site)
+    if len(names) != 1:
+        raise CodebookError(f"site={site!r} names {len(names)} sites ({names}); give one, like 'layers.1.mlp'.")
+    name = names[0]
+    book = model.attached[name]
+    if not isinstance(book, Codebook):
+        raise CodebookError(f"site {name!r} already holds a {type(book).__name__}; matched_sae replaces a codebook.")
+    spec = SAESpec(
+        num_codes=book.groups * book.num_codes,
+        k=book.groups * book.k,
+        layer_norm=True,
+        norm_groups=book.groups,
+    ).with_settings(**settings)
+    model.detach(name)
+    model.attach(name, spec)
+    sae = model.attached[name]
+    assert isinstance(sae, TopKSAE)
+    with torch.no_grad():
+        sae.ln_weight.copy_(book.ln_weight.reshape(1, -1))
+        sae.ln_bias.copy_(book.ln_bias.reshape(1, -1))
+    with model.only([s for s in model.attached if s != name]):
+        x = model.record([name], batches)[name]
+    generator = torch.Generator().manual_seed(seed)
+    sae.init_from(x, generator, match_scale=False)
+    fit_activations(sae, x, steps=steps, generator=generator)
+    sae.train(model.training)  # in the mode of the model it went into, as the codebook was
+    return sae
