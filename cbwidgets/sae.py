@@ -94,7 +94,7 @@ class SAESpec:
         return cls().with_settings(**{key: value for key, value in data.items() if key != "kind"})
 
 
-def weighted_rows(ids: Tensor, weights: Tensor, rows: Tensor) -> Tensor:
+def _weighted_rows(ids: Tensor, weights: Tensor, rows: Tensor) -> Tensor:
     """(N, d): for each token, the sum of ``weights`` (N, k) times the ``rows`` (C, d) at ``ids`` (N, k).
     A bag of rows while k is small beside C; a dense (N, C) product once it is not (the auxiliary
     loss's 256 of 1,024 latents): a bag's backward on a CPU then costs several times the product's."""
@@ -198,7 +198,7 @@ class TopKSAE(DictionaryBase):
 
     def decode(self, ids: Tensor, values: Tensor) -> Tensor:
         """(N, d): the values (N, k) times the decoder rows of ``ids`` (N, k), plus ``b_dec``."""
-        return weighted_rows(ids.clamp_min(0), values.to(self.vectors), self.vectors[0]) + self.b_dec
+        return _weighted_rows(ids.clamp_min(0), values.to(self.vectors), self.vectors[0]) + self.b_dec
 
     @torch.no_grad()
     def _select(self, pre: Tensor, edit: CodeEdit | None) -> Tensor:
@@ -267,7 +267,7 @@ class TopKSAE(DictionaryBase):
             top = masked.topk(aux_k, dim=-1)
             error = target - out.detach()
             weights = F.relu(top.values)
-            guess = weighted_rows(top.indices, weights, self.vectors[0])
+            guess = _weighted_rows(top.indices, weights, self.vectors[0])
             loss = loss + self.spec.aux_coef * (guess - error).pow(2).sum(-1).mean()
         return loss
 

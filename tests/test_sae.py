@@ -386,3 +386,23 @@ def test_matched_sae_takes_a_codebooks_place_at_its_size_l0_and_layernorm() -> N
         matched_sae(model, "mlp", data, steps=1)
     with pytest.raises(CodebookError, match=r"activations of shape \(10, 31\) do not fit .* give \(tokens, 32\)"):
         fit_activations(sae, torch.randn(10, 31))
+
+
+def test_the_dense_and_the_bag_sums_of_rows_agree_with_their_gradients() -> None:
+    """Few of many rows take a bag; many of few (the auxiliary loss's 256 of 1,024) a dense product.
+    Both give the same sums and the same gradients, repeated ids included."""
+    from cbwidgets.sae import _weighted_rows
+
+    g = torch.Generator().manual_seed(0)
+    for k, latents in ((2, 64), (16, 64)):  # the bag, then the dense product
+        rows = torch.randn(latents, 8, generator=g, requires_grad=True)
+        ids = torch.randint(0, latents, (32, k), generator=g)
+        ids[:, 1] = ids[:, 0]  # a row taken twice for one token counts twice
+        weights = torch.rand(32, k, generator=g, requires_grad=True)
+        ours = _weighted_rows(ids, weights, rows)
+        expected = (weights[..., None] * rows[ids]).sum(1)
+        assert torch.allclose(ours, expected, atol=1e-5)
+        probe = torch.randn(32, 8, generator=g)
+        got = torch.autograd.grad((ours * probe).sum(), (rows, weights))
+        want = torch.autograd.grad((expected * probe).sum(), (rows, weights))
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want, strict=True))
