@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from cbwidgets.cached_fit import fit_activations
+from cbwidgets.cached_fit import fit_activations, site_inputs
 from cbwidgets.model import CodebookModel
 from cbwidgets.sae import SAESpec, TopKSAE
 
@@ -38,9 +38,8 @@ def site_activations(
     model: CodebookModel, site: str, train: Tensor | list[Tensor], test: Tensor | list[Tensor]
 ) -> tuple[Tensor, Tensor]:
     """What enters ``site`` while every other codebook runs, on the training and held-out inputs."""
-    others = [s for s in model.attached if s != site]
-    with torch.no_grad(), model.evaluating(), model.only(others):
-        return model.record([site], train)[site], model.record([site], test)[site]
+    with model.evaluating():
+        return site_inputs(model, [site], train)[site], site_inputs(model, [site], test)[site]
 
 
 def tokfsm_case() -> tuple[str, Tensor, Tensor]:

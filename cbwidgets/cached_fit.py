@@ -21,7 +21,15 @@ from .errors import CodebookError, check_positive_int
 from .model import CodebookModel
 from .sae import TopKSAE
 
-__all__ = ["fit_activations", "fit_cached"]
+__all__ = ["fit_activations", "fit_cached", "site_inputs"]
+
+
+def site_inputs(model: CodebookModel, sites: Sequence[str], batches: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
+    """What enters each of the attached ``sites`` over ``batches`` (token ids), one row per token,
+    while every other dictionary runs, as it will when a dictionary fitted to these is used (the
+    dictionaries at ``sites`` pass their input on)."""
+    with torch.no_grad(), model.only([site for site in model.attached if site not in sites]):
+        return model.record(list(sites), batches)
 
 
 def fit_cached(
@@ -48,9 +56,7 @@ def fit_cached(
     if not model.attached:
         raise CodebookError("no codebooks attached; attach(...) the sites to fit first.")
     chosen = list(model.attached) if sites is None else model.attached_sites(sites)
-    # the others run as they will when these are used; the ones being fitted pass their input on
-    with model.only([site for site in model.attached if site not in chosen]):
-        inputs = model.record(chosen, batches)
+    inputs = site_inputs(model, chosen, batches)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for site in chosen:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .cached_fit import fit_activations
+from .cached_fit import fit_activations, site_inputs
 from .codebook import Codebook
 from .errors import CodebookError
 from .model import CodebookModel
@@ -58,8 +58,7 @@ def matched_sae(
     with torch.no_grad():
         sae.ln_weight.copy_(book.ln_weight.reshape(1, -1))
         sae.ln_bias.copy_(book.ln_bias.reshape(1, -1))
-    with model.only([s for s in model.attached if s != name]):
-        x = model.record([name], batches)[name]
+    x = site_inputs(model, [name], batches)[name]
     generator = torch.Generator().manual_seed(seed)
     sae.init_from(x, generator, match_scale=False)
     fit_activations(sae, x, steps=steps, generator=generator)
