@@ -2,10 +2,11 @@
 the same cached activations, at the same size, L0, steps, batch size, learning rate and batches.
 
 Each side keeps its own library's choices for the rest (ours: ``b_dec`` at the data's mean, unit
-decoder rows, the auxiliary loss on latents idle 100 steps with weight 1/32; SAELens's
-``TopKTrainingSAE``: ``b_dec`` at 0, decoder rows of norm 0.1 rescaled, the auxiliary loss on
-latents idle ``dead_feature_window`` steps with weight 1). SAELens trains with its own ``SAETrainer``
-fed the batches ours draws; ours with ``fit_activations``. Both are then measured on held-out
+decoder rows whose gradient has no part along them, the auxiliary loss on latents idle 100 steps
+with weight 1/32; SAELens's ``TopKTrainingSAE``: ``b_dec`` at 0, decoder rows of norm 0.1
+rescaled, the auxiliary loss on latents idle ``dead_feature_window`` steps with weight 1).
+SAELens trains with its own ``SAETrainer`` fed the batches ours draws; ours with
+``fit_activations``. Both are then measured on held-out
 activations of the same site: FVU (squared error over the variance about the mean), L0, dead
 latents (never fired on the held-out set), and training time per step.
 

@@ -36,7 +36,9 @@ def matched_sae(
     """Replace the codebook at ``site`` by a TopK SAE of as many latents as it has codes (over all its
     heads) and ``k`` = its active codes per token, reading its LayerNorm, fitted for ``steps`` to what
     enters the site over ``batches`` (token ids), as ``fit_cached`` fits. ``settings`` change the
-    SAE's spec (``num_codes``, ``k``, ``aux_k``...). To go back, load the model again (the codebook
+    SAE's spec (``num_codes``, ``k``, ``aux_k``...; ``layer_norm=False`` reads the raw activations,
+    as SAEs on a frozen pretrained model usually do, where no later layer learned the LayerNorm's
+    output). To go back, load the model again (the codebook
     is detached)."""
     names = model.attached_sites(site)
     if len(names) != 1:
@@ -45,19 +47,22 @@ def matched_sae(
     book = model.attached[name]
     if not isinstance(book, Codebook):
         raise CodebookError(f"site {name!r} already holds a {type(book).__name__}; matched_sae replaces a codebook.")
-    spec = SAESpec(
-        num_codes=book.groups * book.num_codes,
-        k=book.groups * book.k,
-        layer_norm=True,
-        norm_groups=book.groups,
-    ).with_settings(**settings)
+    norm = bool(settings.get("layer_norm", True))
+    matched = {
+        "num_codes": book.groups * book.num_codes,
+        "k": book.groups * book.k,
+        "layer_norm": norm,
+        "norm_groups": book.groups if norm else 1,
+    }
+    spec = SAESpec().with_settings(**{**matched, **settings})
     model.detach(name)
     model.attach(name, spec)
     sae = model.attached[name]
     assert isinstance(sae, TopKSAE)
-    with torch.no_grad():
-        sae.ln_weight.copy_(book.ln_weight.reshape(1, -1))
-        sae.ln_bias.copy_(book.ln_bias.reshape(1, -1))
+    if sae.spec.layer_norm:
+        with torch.no_grad():
+            sae.ln_weight.copy_(book.ln_weight.reshape(1, -1))
+            sae.ln_bias.copy_(book.ln_bias.reshape(1, -1))
     x = site_inputs(model, [name], batches)[name]
     generator = torch.Generator().manual_seed(seed)
     sae.init_from(x, generator, match_scale=False)

@@ -244,6 +244,8 @@ class CodebookModel(nn.Module):
                 return (self._snap_site(name, args[0]), *args[1:])
 
             handle = module.register_forward_pre_hook(in_hook)
+        # in the model's mode: attached after eval(), it must not count reads as training usage
+        codebook.train(self.training)
         self.codebooks[_key(name)] = codebook
         self._handles[name] = handle
         self._sites[name] = site

@@ -1,4 +1,4 @@
-// CodeSearch: a regex box; matching codes sorted by precision, updated as you type (debounced).
+// CodeSearch: a regex box; matching codes, most precise first (an SAE's by its activation share), updated as you type.
 // Clicking a row sets `opened`, which Python turns into that code's dashboard.
 
 import { readVector } from "./wire.js";
@@ -32,17 +32,29 @@ function render({ model, el }) {
   function paint() {
     const codes = model.get("code_names");
     const precision = readVector(model.get("precision"));
+    // an SAE's index ranks by the share of each latent's activation on the matches: show it first
+    const activation = readVector(model.get("activation_precision"));
+    const weighted = codes.length > 0 && activation.length === codes.length;
     const recall = readVector(model.get("recall"));
     const matches = readVector(model.get("matches"));
     const firings = readVector(model.get("firings"));
     status.textContent = model.get("summary");
     if (timer === null) input.value = model.get("pattern"); // a pattern set from Python; never mid-typing
-    const head = row(["code", "precision", "recall", "matches", "firings"], "cbw-se-row cbw-se-head");
+    const names = ["code", ...(weighted ? ["activation"] : []), "precision", "recall", "matches", "firings"];
+    const head = row(names, "cbw-se-row cbw-se-head" + (weighted ? " cbw-se-weighted" : ""));
+    if (weighted) head.children[1].title = "share of the code's summed activation that falls on the matches (ranks the rows)";
     const meanings = model.get("code_labels") || {};
     const rows = codes.map((code, i) =>
       row(
-        [code + withMeaning(meanings, code), precision[i].toFixed(3), recall[i].toFixed(3), String(matches[i]), String(firings[i])],
-        "cbw-se-row" + (code === model.get("opened") ? " cbw-selected" : ""),
+        [
+          code + withMeaning(meanings, code),
+          ...(weighted ? [activation[i].toFixed(3)] : []),
+          precision[i].toFixed(3),
+          recall[i].toFixed(3),
+          String(matches[i]),
+          String(firings[i]),
+        ],
+        "cbw-se-row" + (weighted ? " cbw-se-weighted" : "") + (code === model.get("opened") ? " cbw-selected" : ""),
         code,
       ),
     );

@@ -219,3 +219,22 @@ def test_evaluating_restores_the_mode_it_found_even_after_an_error() -> None:
     with model.eval().evaluating():
         pass
     assert not model.training
+
+
+def test_a_dictionary_attached_to_a_model_in_eval_mode_reads_without_counting_usage() -> None:
+    """``model.eval()`` then ``attach``: the new codebook and SAE are in eval mode too, so reading
+    the model leaves their usage counters as they were; attached in training mode, they train."""
+    from cbwidgets.sae import SAESpec
+
+    model = tiny_model(attach=False).eval()
+    model.attach("layers.0.mlp", num_codes=16, k=2)
+    model.attach("layers.1.mlp", SAESpec(num_codes=32, k=4))
+    assert not any(book.training for book in model.attached.values())
+    before = {site: book.hits.clone() for site, book in model.attached.items()}
+    with torch.no_grad():
+        model(tiny_data(2, 8))
+    model.end_training_step()
+    assert all(torch.equal(before[site], book.hits) for site, book in model.attached.items())
+    model.train()
+    model.attach("layers.1.attn_preproj", num_codes=16, k=1)
+    assert model.attached["layers.1.attn_preproj"].training

@@ -91,7 +91,7 @@ def model() -> CodebookModel:
     model = tiny_model(attach=False)
     model.attach("layers.0.mlp", num_codes=16, k=2)
     model.attach(SITE, SAESpec(num_codes=48, k=4))
-    model.eval()  # modules attached after eval() start in training mode
+    model.eval()
     torch.manual_seed(0)
     model.attached[SITE].init_from(model.record([SITE], tiny_data(8))[SITE])
     return model
@@ -352,6 +352,42 @@ def test_the_dashboard_lists_an_sae_latents_examples_strongest_first(model: Code
     assert page.js_errors == []
 
 
+def test_search_shows_the_activation_share_that_ranks_an_sae_index(model: CodebookModel, page: Any) -> None:
+    """Over an index with values the widget's table adds "activation" (the search's
+    activation_precision, which orders the rows, here not in the order of precision), in Python and
+    on the page; typing a pattern that matches nothing leaves the five plain columns."""
+    import cbwidgets
+    from cbwidgets.index import CodeIndex
+    from tests.browser import shot
+    from tests.harness import mount
+
+    index = CodeIndex.build(model, [row.tolist() for row in tiny_data(12, 16, seed=7)], progress=False)
+    pattern = "[0-4]"  # the tiny vocabulary's tokens are numbers
+    expected = index.search(pattern).head(50)
+    search = cbwidgets.CodeSearch(index, pattern, rows=np.int64(50))
+    table = search.table
+    assert list(table.columns[:3]) == ["code", "activation_precision", "precision"]
+    assert table["code"].tolist() == expected["code"].tolist()
+    assert table["activation_precision"].to_numpy() == pytest.approx(expected["activation_precision"], abs=1e-6)
+    assert table["activation_precision"].is_monotonic_decreasing and not table["precision"].is_monotonic_decreasing
+    mount(page, search)
+    head = page.locator(".cbw-se-head").locator("div").all_inner_texts()
+    assert head == ["code", "activation", "precision", "recall", "matches", "firings"]
+    differ = int(np.argmax(np.abs(table["activation_precision"] - table["precision"]).to_numpy() > 1e-3))
+    cells = page.locator(".cbw-se-row[data-code]").nth(differ).locator("div").all_inner_texts()
+    assert cells[0] == table["code"][differ]
+    assert [float(c) for c in cells[1:3]] == pytest.approx(
+        [table["activation_precision"][differ], table["precision"][differ]], abs=6e-4
+    )
+    print("screenshot:", shot(page, "search-sae-activation"))
+    page.locator(".cbw-se-input").fill("")
+    page.locator(".cbw-se-input").type("zz", delay=20)  # no token has a letter
+    page.wait_for_function("document.querySelectorAll('.cbw-se-row[data-code]').length === 0")
+    assert page.locator(".cbw-se-head").locator("div").count() == 5
+    assert search.pattern == "zz" and "activation_precision" not in search.table.columns
+    assert page.js_errors == []
+
+
 def test_matched_sae_takes_a_codebooks_place_at_its_size_l0_and_layernorm() -> None:
     """At a site of heads (attn_preproj, 4 groups of 16 codes, k = 2 each): 64 latents, k = 8, the
     codebook's per-head LayerNorm read as it was, the other codebooks untouched; fitting lowers the
@@ -386,6 +422,45 @@ def test_matched_sae_takes_a_codebooks_place_at_its_size_l0_and_layernorm() -> N
         matched_sae(model, "mlp", data, steps=1)
     with pytest.raises(CodebookError, match=r"activations of shape \(10, 31\) do not fit .* give \(tokens, 32\)"):
         fit_activations(sae, torch.randn(10, 31))
+
+
+def test_matched_sae_without_layernorm_reads_the_raw_activations() -> None:
+    """``layer_norm=False``: an SAE as on a frozen pretrained model, of the codebook's size and L0,
+    reconstructing what enters the site itself (its FVU there is well below the data init's)."""
+    from cbwidgets.matched_sae import matched_sae
+
+    model = tiny_model(num_codes=16, k=2)
+    site = "layers.1.attn_preproj"
+    data = tiny_data(32, 16)
+    sae = matched_sae(model, site, data, steps=80, layer_norm=False)
+    assert (sae.num_codes, sae.k, sae.spec.layer_norm, sae.spec.norm_groups) == (64, 8, False, 1)
+    assert not hasattr(sae, "ln_weight")
+    with model.only([s for s in model.attached if s != site]):
+        x = model.record([site], data)[site]
+    assert torch.equal(sae.normalize(x).reshape(x.shape), x)
+    with torch.no_grad():
+        fvu = float((sae(x).output.reshape(x.shape) - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
+    assert fvu < 0.5
+    with pytest.raises(CodebookError, match="norm_groups=4"):
+        matched_sae(tiny_model(num_codes=16, k=2), site, data, steps=1, layer_norm=False, norm_groups=4)
+
+
+def test_the_decoder_rows_gradient_has_no_part_along_the_rows() -> None:
+    """Training reads the unit decoder rows through a normalisation: the same output, and a
+    gradient (reconstruction and auxiliary loss both) orthogonal to every row."""
+    sae = TopKSAE(SAESpec(num_codes=64, dim=16, k=4, dead_after=1))
+    x = torch.randn(256, 16)
+    sae.init_from(x, torch.Generator().manual_seed(0))
+    sae.train()
+    sae.steps_since_used.fill_(5)  # every latent dead: the auxiliary loss runs too
+    out = sae(x)
+    with torch.no_grad():
+        plain = sae(x).output
+    assert torch.allclose(out.output, plain, atol=1e-6)
+    out.loss.backward()
+    grad, rows = sae.vectors.grad[0], sae.vectors.detach()[0]
+    assert float(grad.abs().max()) > 1e-3
+    assert float((grad * rows).sum(-1).abs().max()) < 1e-5 * float(grad.norm(dim=-1).max())
 
 
 def test_the_dense_and_the_bag_sums_of_rows_agree_with_their_gradients() -> None:

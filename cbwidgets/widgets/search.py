@@ -21,6 +21,9 @@ __all__ = ["CodeSearch"]
 class CodeSearch(LabelledCodes):
     """A regex box over a ``CodeIndex``; the table updates as you type (150 ms debounce in the view).
 
+    Over an index with values (an SAE's latents) the table adds "activation", the share of a latent's
+    summed value that falls on the matches, and is ranked by it, as ``CodeIndex.search`` ranks.
+
     A bad regex shows its message in the widget (the last good table stays). Clicking a row sets
     ``opened`` to that code; ``on_open(callback)`` hears it (a CodeDashboard can follow it, see
     ``code_explorer``). ``labels`` (a model's ``labels``) shows each code's label beside its name.
@@ -30,6 +33,7 @@ class CodeSearch(LabelledCodes):
     pattern = traitlets.Unicode("").tag(sync=True)
     code_names = traitlets.List(traitlets.Unicode()).tag(sync=True)  # one row per code found
     precision = Array("<f4")
+    activation_precision = Array("<f4")  # empty unless the index holds values (an SAE's): then it ranks
     recall = Array("<f4")
     matches = Array("<i4")
     firings = Array("<i4")
@@ -61,6 +65,7 @@ class CodeSearch(LabelledCodes):
             self.code_names = shown["code"].tolist()
             self.refresh_labels()
             self.precision, self.recall = shown["precision"], shown["recall"]
+            self.activation_precision = shown.get("activation_precision", shown["precision"].iloc[:0])
             self.matches, self.firings = shown["matches"], shown["firings"]
             if table is None:
                 self.summary = f"type a regex to search {self._index.num_tokens:,} tokens"
@@ -92,7 +97,10 @@ class CodeSearch(LabelledCodes):
     def table(self) -> pd.DataFrame:
         """The rows shown, as a DataFrame."""
         columns = (self.code_names, self.precision, self.recall, self.matches, self.firings)
-        return pd.DataFrame(dict(zip(_COLUMNS, columns, strict=True)))
+        table = pd.DataFrame(dict(zip(_COLUMNS, columns, strict=True)))
+        if len(self.activation_precision) == len(table) and len(table):
+            table.insert(1, "activation_precision", self.activation_precision)
+        return table
 
     @property
     def codes(self) -> list[str]:
