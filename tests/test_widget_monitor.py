@@ -69,6 +69,20 @@ def test_updates_are_sent_no_faster_than_the_interval_and_the_last_always() -> N
     assert monitor.latest == "step 50 \u00b7 codebooks off \u00b7 loss 0.0200 \u00b7 LM loss 0.5000"
 
 
+def test_the_state_travels_with_the_figures_it_describes() -> None:
+    """Sent apart, a view painted between the two messages said "finished at step 150" over a chart
+    that ended at 149 (seen in JupyterLab under CI's load)."""
+    monitor, messages = TrainingMonitor(interval=60), []
+    monitor.send_state = lambda key=None: messages.append(  # type: ignore[method-assign]
+        {key} if isinstance(key, str) else set(key or ())
+    )
+    for step in range(1, 4):
+        monitor({"step": step, "loss": 1.0})
+    monitor.finish(None)
+    sent = [keys for keys in messages if keys]  # ipywidgets sends nothing for an empty set
+    assert len(sent) == 2 and all({"state", "steps", "values"} <= keys for keys in sent), messages
+
+
 def test_a_stopped_run_says_where_and_why() -> None:
     model, monitor = tiny_model("gpt2", num_codes=16), TrainingMonitor()
 

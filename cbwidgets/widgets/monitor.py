@@ -97,20 +97,26 @@ class TrainingMonitor(WidgetBase):
         for column in self._columns.values():
             if len(column) < len(self._x):
                 column.append(math.nan)
-        self.state = "training"
-        if time.monotonic() - self._sent >= self.interval:
-            self._push()
+        # the state goes out in the same message as the figures, so no view says one without the other
+        with self.hold_sync():
+            self.state = "training"
+            if time.monotonic() - self._sent >= self.interval:
+                self._push()
 
     def finish(self, error: BaseException | None) -> None:
-        """What ``train`` calls when it ends: the last figures go out, and the state says how it ended."""
+        """What ``train`` calls when it ends: the last figures go out, and the state says how it ended.
+
+        Both travel in one message: sent apart, a view could say "finished at step 150" over a chart
+        that still ends at 149."""
         step = int(self._records[-1]["step"]) if self._records else 0
-        if error is None:
-            self.state = f"finished at step {step}"
-        elif isinstance(error, KeyboardInterrupt):
-            self.state = f"stopped at step {step} (interrupted)"
-        else:
-            self.state = f"stopped at step {step} by {type(error).__name__}: {error}"
-        self._push()
+        with self.hold_sync():
+            if error is None:
+                self.state = f"finished at step {step}"
+            elif isinstance(error, KeyboardInterrupt):
+                self.state = f"stopped at step {step} (interrupted)"
+            else:
+                self.state = f"stopped at step {step} by {type(error).__name__}: {error}"
+            self._push()
 
     def reset(self) -> None:
         """Forget every run (the next ``train`` starts a fresh chart)."""
