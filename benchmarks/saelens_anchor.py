@@ -146,27 +146,55 @@ def best_of_grid(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def learning_rates(text: str) -> list[float]:
+    """``--lrs``: positive rates, comma-separated (``1e-3,1e-2``)."""
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        rates = []
+    if not rates or not all(0 < r < float("inf") for r in rates):
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive learning rates, comma-separated, like 1e-3,1e-2")
+    return rates
+
+
+def sizes(text: str) -> list[tuple[int, int]]:
+    """``--sizes``: latents:k pairs, comma-separated, k at most the latents (``1024:8,4096:32``)."""
+    try:
+        pairs = [tuple(int(v) for v in size.split(":")) for size in text.split(",")]
+    except ValueError:
+        pairs = []
+    if not pairs or not all(len(p) == 2 and 0 < p[1] <= p[0] for p in pairs):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give latents:k pairs with 0 < k <= latents, comma-separated, like 1024:8,4096:32"
+        )
+    return [(p[0], p[1]) for p in pairs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", default=["tokfsm", "storyteller"], choices=["tokfsm", "storyteller"])
-    parser.add_argument("--sizes", default="1024:8,4096:32", help="latents:k pairs, comma-separated")
-    parser.add_argument("--lrs", default="1e-3,1e-2", help="Adam learning rates, comma-separated; both sides run each")
+    parser.add_argument("--sizes", type=sizes, default="1024:8,4096:32", help="latents:k pairs, comma-separated")
+    parser.add_argument(
+        "--lrs",
+        type=learning_rates,
+        default="1e-3,1e-2",
+        help="Adam learning rates, comma-separated; both sides run each",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import sae_lens
 
     print(f"torch {torch.__version__}, sae-lens {sae_lens.__version__}, {torch.get_num_threads()} threads")
     cases = {"tokfsm": tokfsm_case, "storyteller": storyteller_case}
-    lrs = [float(v) for v in args.lrs.split(",")]
+    lrs = args.lrs
     rows = []
     for name in args.only:
         label, x, held = cases[name]()
         print(f"{label}: {x.shape[0]:,} training and {held.shape[0]:,} held-out activations of width {x.shape[1]}")
-        for size in args.sizes.split(","):
-            latents, k = (int(v) for v in size.split(":"))
+        for latents, k in args.sizes:
             for lr in lrs:
                 a = ours(x, held, latents, k, args.steps, args.seed, lr)
                 b = theirs(x, held, latents, k, args.steps, args.seed, lr)
@@ -192,7 +220,7 @@ def main() -> None:
     print(f"\n{args.steps} steps of {BATCH} activations, Adam, the same batches for both, at each rate\n")
     print(table.to_string(**fmt))
     best = best_of_grid(table)
-    print(f"\neach library at its best rate of {args.lrs}\n")
+    print(f"\neach library at its best rate of {', '.join(f'{lr:g}' for lr in lrs)}\n")
     print(best.to_string(**fmt))
     same = int((table.fvu_ratio <= 1.05).sum())
     print(f"\nat the same rate, our FVU within 5 % of SAELens's (or below): {same} of {len(table)}")

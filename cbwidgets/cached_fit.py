@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .codebook import Codebook
 from .dictionary import init_from_data
-from .errors import CodebookError, check_positive_int
+from .errors import CodebookError, check_flag, check_positive_int
 from .model import CodebookModel
 from .sae import TopKSAE
 
@@ -53,6 +53,7 @@ def fit_cached(
     """
     steps = check_positive_int("steps", steps)
     batch_tokens = check_positive_int("batch_tokens", batch_tokens)
+    init = check_flag("init", init)
     if not model.attached:
         raise CodebookError("no codebooks attached; attach(...) the sites to fit first.")
     chosen = list(model.attached) if sites is None else model.attached_sites(sites)

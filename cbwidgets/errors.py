@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, overload
 
-from .scalars import as_integer
+from .scalars import as_flag, as_integer
 
-__all__ = ["CodebookError", "check_choice", "choices"]
+__all__ = ["CodebookError", "check_choice", "check_flag", "check_positive_int", "choices"]
 
 
 class CodebookError(ValueError):
@@ -50,3 +50,12 @@ def check_positive_int(name: str, value: object, allow_none: bool = False) -> in
         extra = " or None" if allow_none else ""
         raise CodebookError(f"{name}={value!r} is not valid; give a positive integer{extra}.")
     return number
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` as a Python bool (numpy and torch booleans too); CodebookError for anything else,
+    which an ``if`` would have read as true or false without a word (the string "False" as true)."""
+    try:
+        return as_flag(value)
+    except TypeError:
+        raise CodebookError(f"{name}={value!r} is not valid; give True or False.") from None

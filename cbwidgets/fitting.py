@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .dictionary import init_from_data
-from .errors import CodebookError
+from .errors import CodebookError, check_flag
 from .sae import TopKSAE
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def kmeans_init(
     """
     if not model.attached:
         raise CodebookError("no codebooks attached; attach(...) before kmeans_init.")
-    if match_scale:
+    if check_flag("match_scale", match_scale):
         with model.codebooks_disabled():
             inputs = model.record(list(model.attached), batches)
     else:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .cached_fit import fit_activations, site_inputs
 from .codebook import Codebook
-from .errors import CodebookError
+from .errors import CodebookError, check_flag
 from .model import CodebookModel
 from .sae import SAESpec, TopKSAE
 
@@ -47,7 +47,7 @@ def matched_sae(
     book = model.attached[name]
     if not isinstance(book, Codebook):
         raise CodebookError(f"site {name!r} already holds a {type(book).__name__}; matched_sae replaces a codebook.")
-    norm = bool(settings.get("layer_norm", True))
+    norm = check_flag("layer_norm", settings.get("layer_norm", True))
     matched = {
         "num_codes": book.groups * book.num_codes,
         "k": book.groups * book.k,

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .errors import CodebookError, check_positive_int
+from .errors import CodebookError, check_flag, check_positive_int
 from .model import CODEBOOKS_JSON, CodebookModel
 from .scalars import as_integer
 from .train import Callback, Data, TrainConfig, train
@@ -79,6 +79,7 @@ class Recipe:
             if steps < 0:
                 raise CodebookError(f"{name}={value!r} is not valid; give 0 or a positive number of steps.")
             object.__setattr__(self, name, steps)
+        object.__setattr__(self, "freeze_base", check_flag("freeze_base", self.freeze_base))
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": type(self).__name__, **asdict(self)}

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .codebook import CodeEdit, Snap, argmax_last
 from .dictionary_base import DictionaryBase, changed_spec, spec_from
-from .errors import CodebookError, check_positive_int
+from .errors import CodebookError, check_flag, check_positive_int
 from .scalars import as_real
 
 __all__ = ["SAE_KIND", "SAESpec", "TopKSAE"]
@@ -54,6 +54,7 @@ class SAESpec:
         for name in ("num_codes", "k", "aux_k", "dead_after", "norm_groups"):
             object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
         object.__setattr__(self, "dim", check_positive_int("dim", self.dim, allow_none=True))
+        object.__setattr__(self, "layer_norm", check_flag("layer_norm", self.layer_norm))
         if self.k > self.num_codes:
             raise CodebookError(f"k={self.k} is larger than num_codes={self.num_codes}; an SAE keeps k of its latents.")
         if self.norm_groups != 1 and not self.layer_norm:

@@ -10,7 +10,7 @@ import math
 import operator
 from typing import Any
 
-__all__ = ["as_integer", "as_real"]
+__all__ = ["as_flag", "as_integer", "as_real"]
 
 
 def as_integer(value: Any) -> int:
@@ -47,3 +47,21 @@ def as_real(value: Any) -> float:
     if not math.isfinite(value):
         raise ValueError("not finite")
     return float(value)
+
+
+def as_flag(value: Any) -> bool:
+    """A Python bool from a Python, numpy or torch boolean (a comparison's result is one).
+
+    Raises TypeError for anything else: ``"False"`` is a true string and ``1`` a count, and taking
+    either as a setting would quietly do the opposite of what was meant, or something else.
+    """
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, bool) and getattr(value, "dtype", None) is not None:
+        if str(value.dtype) in ("bool", "torch.bool"):
+            try:
+                value = item()
+            except (ValueError, RuntimeError):
+                raise TypeError("several values") from None
+    if not isinstance(value, bool):
+        raise TypeError("not a bool")
+    return value

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
-from .errors import CodebookError, check_choice, check_positive_int
+from .errors import CodebookError, check_choice, check_flag, check_positive_int
 from .lazy_adamw import LazyRowsAdamW
 from .model import CodebookModel
 
@@ -60,6 +60,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every"):
             object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
         self.checkpoint_every = check_positive_int("checkpoint_every", self.checkpoint_every, allow_none=True)
+        for name in ("freeze_base", "lazy_codes", "progress"):
+            setattr(self, name, check_flag(name, getattr(self, name)))
         if not self.lr > 0:
             raise CodebookError(f"lr={self.lr!r} is not valid; give a positive learning rate such as 1e-3.")
         check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))

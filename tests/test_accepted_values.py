@@ -17,12 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cbwidgets import CodebookError
+from cbwidgets.cached_fit import fit_cached
 from cbwidgets.codebook import CodebookSpec
 from cbwidgets.codes import Codes
-from cbwidgets.errors import check_positive_int
+from cbwidgets.errors import check_flag, check_positive_int
 from cbwidgets.generate import generate
-from cbwidgets.tokfsm import TokFSM, load_default
+from cbwidgets.matched_sae import matched_sae
+from cbwidgets.sae import SAESpec
+from cbwidgets.stories import StoryRecipe
+from cbwidgets.tokfsm import FSMRecipe, TokFSM, load_default
 from cbwidgets.train import TrainConfig
+from tests.tiny import tiny_data, tiny_model
 
 MODEL = load_default()
 NAMES = MODEL.names
@@ -205,3 +210,56 @@ def test_counts_in_any_integer_form_are_taken_as_python_ints(count: Any) -> None
 def test_counts_that_are_not_positive_integers_are_refused_with_the_value(bad: Any) -> None:
     with pytest.raises(CodebookError, match="give a positive integer"):
         check_positive_int("batch_size", bad)
+
+
+FLAG_FORMS = [True, False, np.bool_(True), np.bool_(False), torch.tensor(True), torch.tensor([False]), np.array([True])]
+
+
+def _flag_settings(value: Any) -> dict[str, Any]:
+    """Every boolean setting a user writes, each built with ``value``: what it stored."""
+    return {
+        "TrainConfig.freeze_base": TrainConfig(freeze_base=value).freeze_base,
+        "TrainConfig.lazy_codes": TrainConfig(lazy_codes=value).lazy_codes,
+        "TrainConfig.progress": TrainConfig(progress=value).progress,
+        "FSMRecipe.freeze_base": FSMRecipe(freeze_base=value).freeze_base,
+        "StoryRecipe.freeze_base": StoryRecipe(freeze_base=value).freeze_base,
+        "SAESpec.layer_norm": SAESpec(layer_norm=value).layer_norm,
+    }
+
+
+@pytest.mark.parametrize("value", FLAG_FORMS, ids=repr)
+def test_flags_in_any_boolean_form_are_taken_as_python_bools(value: Any) -> None:
+    """A comparison's result (numpy or torch) is a flag like True and False, stored as a Python bool."""
+    expected = bool(np.asarray(value).reshape(-1)[0])
+    assert check_flag("f", value) is expected
+    assert _flag_settings(value) == dict.fromkeys(_flag_settings(True), expected)
+    assert all(type(v) is bool for v in _flag_settings(value).values())
+
+
+@pytest.mark.parametrize("bad", ["False", "yes", 0, 1, 1.0, None, np.int64(1), torch.tensor([True, False])], ids=repr)
+def test_flags_that_are_not_booleans_are_refused_with_the_name_and_value(bad: Any) -> None:
+    """``if "False":`` is true: a string (or a count) taken as a flag would quietly do the opposite."""
+    for build in (
+        lambda: TrainConfig(freeze_base=bad),
+        lambda: TrainConfig(lazy_codes=bad),
+        lambda: TrainConfig(progress=bad),
+        lambda: FSMRecipe(freeze_base=bad),
+        lambda: StoryRecipe(freeze_base=bad),
+        lambda: SAESpec(layer_norm=bad),
+    ):
+        with pytest.raises(CodebookError, match=r"=.* is not valid; give True or False"):
+            build()
+
+
+def test_flag_arguments_of_fitting_functions_are_checked_before_any_work() -> None:
+    model = tiny_model("gpt2", num_codes=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = tiny_data(2, 8)
+    with pytest.raises(CodebookError, match=r"init='no' is not valid; give True or False"):
+        fit_cached(model, batch, steps=1, init="no")  # type: ignore[arg-type]
+    with pytest.raises(CodebookError, match=r"match_scale=1 is not valid; give True or False"):
+        model.kmeans_init(batch, match_scale=1)  # type: ignore[arg-type]
+    with pytest.raises(CodebookError, match=r"layer_norm='False' is not valid; give True or False"):
+        matched_sae(model, "layers.0.mlp", batch, layer_norm="False")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert set(model.attached) == set(tiny_model("gpt2", num_codes=8).attached)  # matched_sae replaced nothing

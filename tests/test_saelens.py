@@ -4,6 +4,8 @@ option SAELens can save a TopK SAE with); the real path trains and saves one wit
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,19 @@ def test_our_topk_sae_fits_as_well_as_one_saelens_trains_on_the_same_activations
         a, b = fvu(ours(held).output), fvu(theirs(held))
     assert a <= 1.05 * b, (a, b)
     assert b < 0.5  # SAELens's own fit is a real one, not a broken baseline that anything beats
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lrs", "1e-3,fast"], "argument --lrs: '1e-3,fast': give positive learning rates"),
+        (["--lrs=-1e-3"], "argument --lrs: '-1e-3': give positive learning rates"),
+        (["--sizes", "1024:8,4096"], "argument --sizes: '1024:8,4096': give latents:k pairs with 0 < k <= latents"),
+        (["--sizes", "8:16"], "argument --sizes: '8:16': give latents:k pairs"),
+    ],
+)
+def test_the_anchor_benchmark_says_which_argument_is_wrong(args: list[str], message: str) -> None:
+    """Before anything is loaded or trained (sae-lens need not be installed to be told)."""
+    script = Path(__file__).parents[1] / "benchmarks" / "saelens_anchor.py"
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and message in run.stderr, run.stderr
