@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _recipe_command(
         commands,
         "train-fsm",
-        "train the default TokFSM model from scratch (2-core CPU, 2.5-5 min), save it, print its metrics",
+        "train the default TokFSM model from scratch (2-core CPU, about 4 min), save it, print its metrics",
         "tokfsm-model",
         "--code-steps",
     )

@@ -213,20 +213,32 @@ def test_bad_targets_and_prompts_say_what_to_do() -> None:
 
 def test_tokfsm_the_strongest_state_code_is_the_current_state() -> None:
     """Known answer: after a walk, of the codes that stand for one state, the one that matters most
-    to the model's prediction stands for the state the walk ended in, at its last digit."""
+    to the model's prediction stands for the state the walk ended in, at its last digit, or at its
+    first digit where that digit already decides the state (one out-neighbour of the state before
+    starts with it)."""
     fsm = TokFSM()
     model = load_default()
     table, _ = state_codes(model, fsm)
     pure = table[(table.precision >= 0.9) & (table.firings >= 3)].set_index("code").state
     walks = fsm.sample(6, 1 + 2 * 10, seed=11)
+    seen = set()
     for mode in ("substitute", "drop"):
         for walk in walks:
             prompt = walk[None]
-            state = fsm.state_text(int(fsm.parse_states(prompt[:, 1:])[0, -1]))
+            before, state = (int(s) for s in fsm.parse_states(prompt[:, 1:])[0, -2:])
+            decided = [int(s) // fsm.base for s in fsm.edges[before]].count(state // fsm.base) == 1
             predicted = int(model(prompt).logits[0, -1].argmax())
             found = ablation_effects(model, prompt, NextToken(predicted, measure="logprob"), mode=mode)
             strongest = found[found.code.isin(pure.index)].iloc[0]
-            assert (pure[strongest.code], strongest.position) == (state, 20), (mode, state, strongest.code)
+            places = {20, 19} if decided else {20}
+            assert pure[strongest.code] == fsm.state_text(state) and strongest.position in places, (
+                mode,
+                fsm.state_text(state),
+                strongest.code,
+                strongest.position,
+            )
+            seen.add(int(strongest.position))
+    assert 20 in seen  # mostly the last digit
 
 
 def test_effects_inside_an_enclosing_intervention_are_measured_under_it() -> None:

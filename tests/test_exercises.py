@@ -4,6 +4,7 @@ run and say "not yet"; exercise notebooks are what tools/make_exercises.py write
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 import cbwidgets
-from cbwidgets.exercises.quickstart import QuickstartChecks
+from cbwidgets.exercises.quickstart import MIN_SHIFT, QuickstartChecks
 from cbwidgets.tokfsm import TokFSM, load_default
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def _truth(checks: QuickstartChecks) -> tuple[int, str, list[str]]:
     for other in sorted(set(checks.codes[:, book, 0].tolist())):
         with torch.no_grad(), model.ablate(f"1.mlp.{other}", mode="drop"):
             after = model(ids).logits[0, -1].softmax(-1)
-        if float((before - after).abs().sum() / 2) >= 0.2:
+        if float((before - after).abs().sum() / 2) >= MIN_SHIFT:
             strong.append(f"1.mlp.{other}")
     return code, digit, strong
 
@@ -75,7 +76,7 @@ def test_wrong_answers_get_specific_feedback_and_never_the_answer(checks: Quicks
         (checks.exercise_2, top_before, "that is the most likely digit before the ablation"),
         (checks.exercise_2, other_digit, "another digit is more likely"),
         (checks.exercise_2, "12", "is not one token; give one digit"),
-        (checks.exercise_3, weak, "it needs 0.2 or more"),
+        (checks.exercise_3, weak, f"it needs {MIN_SHIFT} or more"),
         (checks.exercise_3, f"1.mlp.{absent}", "does not fire anywhere in this prompt"),
     ]
     for check, answer, expected in cases:
@@ -228,12 +229,18 @@ def test_training_checks_judge_the_participants_own_codes() -> None:
     from cbwidgets.tokfsm import code_purity
 
     model, fsm = load_default(), TokFSM()
-    checks = TrainingChecks(model, fsm)
-    # exercise 1, judged here on walks of another seed: a pure code, an impure one, a rare one
     walks = fsm.sample(256, 64, seed=3)
     ends = fsm.state_ends(64)
     states = fsm.parse_states(walks[:, 1 : 1 + fsm.digits * len(ends)])
     column = model.names.index_of("2.mlp")
+    # the shipped 2.mlp codes are all pure; a participant's few, briefly trained codes are not. Retire
+    # all but every eighth code it uses here, so each kept code takes over its neighbours' states too
+    book = model.attached["layers.2.mlp"]
+    with torch.no_grad():
+        used = sorted(set(model(walks).codes.ids[:, ends, column, 0].flatten().tolist()))
+        book.vectors[0, [c for i, c in enumerate(used) if i % 8]] = 1e4
+    checks = TrainingChecks(model, fsm)
+    # exercise 1, judged here on walks of another seed: a pure code, an impure one, a rare one
     with torch.no_grad():
         codes = model(walks).codes.ids[:, ends, column, 0]
     spread = {}
@@ -344,11 +351,12 @@ def test_circuit_checks_take_every_correct_form_and_explain_wrong_ones() -> None
         after = {}
         with torch.no_grad():
             codes = model(walk).codes.ids[0]
-        for book in range(len(model.names)):
-            name = model.names.code_name(book, int(codes[20, book, 0]))
-            if codes[20, book, 0] >= 0 and name != strongest.code:
-                with model.ablate(name, [20], mode="drop"):
-                    after[name] = base - value()
+        for position in range(walk.shape[1]):  # every code at every token: the top need not be at the last
+            for book in range(len(model.names)):
+                name = model.names.code_name(book, int(codes[position, book, 0]))
+                if codes[position, book, 0] >= 0 and name != strongest.code:
+                    with model.ablate(name, [position], mode="drop"):
+                        after[name] = max(after.get(name, -math.inf), base - value())
     top = max(after, key=after.get)
     assert checks.exercise_2(top), (top, after[top])
     assert "is the code that was removed" in repr(checks.exercise_2(strongest.code))

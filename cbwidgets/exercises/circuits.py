@@ -79,5 +79,6 @@ class CircuitChecks(PromptChecks):
             exercise,
             False,
             f"{name} now has an effect of {effect:+.3f}{was}; another code holds the prediction up more. "
-            "Read the first row after the removal, not before it.",
+            "Read the largest effect after the removal, not before it (a negative effect means removing the "
+            "code helps the prediction).",
         )
