@@ -4,6 +4,8 @@ figures always; drawn by the real bundle in Chromium, and live in JupyterLab whi
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -71,16 +73,32 @@ def test_updates_are_sent_no_faster_than_the_interval_and_the_last_always() -> N
 
 def test_the_state_travels_with_the_figures_it_describes() -> None:
     """Sent apart, a view painted between the two messages said "finished at step 150" over a chart
-    that ended at 149 (seen in JupyterLab under CI's load)."""
-    monitor, messages = TrainingMonitor(interval=60), []
-    monitor.send_state = lambda key=None: messages.append(  # type: ignore[method-assign]
-        {key} if isinstance(key, str) else set(key or ())
-    )
+    that ended at 149 (seen in JupyterLab under CI's load). Each change of the state must fall in the
+    same held sync (one message) as the figures it describes. Counted at ``hold_sync``, because
+    ipywidgets 7 sends nothing at all from a widget without a kernel."""
+    monitor, blocks, depth, changes = TrainingMonitor(interval=60), [0], [0], []
+    held = monitor.hold_sync
+
+    @contextmanager
+    def counted() -> Iterator[None]:
+        blocks[0] += depth[0] == 0
+        depth[0] += 1
+        try:
+            with held():
+                yield
+        finally:
+            depth[0] -= 1
+
+    monitor.hold_sync = counted  # type: ignore[method-assign]
+    record = lambda change: changes.append((change["name"], blocks[0] if depth[0] else None))  # noqa: E731
+    monitor.observe(record, ["state", "steps"])
     for step in range(1, 4):
         monitor({"step": step, "loss": 1.0})
     monitor.finish(None)
-    sent = [keys for keys in messages if keys]  # ipywidgets sends nothing for an empty set
-    assert len(sent) == 2 and all({"state", "steps", "values"} <= keys for keys in sent), messages
+    assert None not in {block for _, block in changes}, changes  # nothing changed outside a held sync
+    states = [block for name, block in changes if name == "state"]  # "training", then "finished at step 3"
+    steps = [block for name, block in changes if name == "steps"]  # the first point, then all three
+    assert (states[0], states[-1]) == (steps[0], steps[-1]), changes
 
 
 def test_a_stopped_run_says_where_and_why() -> None:
