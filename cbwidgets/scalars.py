@@ -13,18 +13,25 @@ from typing import Any
 __all__ = ["as_flag", "as_integer", "as_real"]
 
 
+def _python_scalar(value: Any) -> Any:
+    """The Python number or bool inside a numpy or torch scalar or one-element array; anything else
+    as it is. Raises ValueError for an array of several values."""
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, int | float):
+        try:
+            return item()
+        except (ValueError, RuntimeError):
+            raise ValueError("several numbers") from None
+    return value
+
+
 def as_integer(value: Any) -> int:
     """A Python int from a Python, numpy or torch integer, or a one-element integer array.
 
     Raises ValueError for an array of several numbers, TypeError for a bool or a non-integer; each
     caller turns those into a message about what the number was for.
     """
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, int):
-        try:
-            value = item()  # numpy and torch scalars, and arrays of one element
-        except (ValueError, RuntimeError):
-            raise ValueError("several numbers") from None
+    value = _python_scalar(value)
     if isinstance(value, bool):  # True is not a 1 here
         raise TypeError("a bool")
     return operator.index(value)
@@ -36,12 +43,7 @@ def as_real(value: Any) -> float:
     Raises ValueError (several numbers, or not finite) or TypeError (a bool, or not a number), like
     ``as_integer``; each caller says what the number was for.
     """
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, int | float):
-        try:
-            value = item()
-        except (ValueError, RuntimeError):
-            raise ValueError("several numbers") from None
+    value = _python_scalar(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("not a number")
     if not math.isfinite(value):
@@ -55,13 +57,10 @@ def as_flag(value: Any) -> bool:
     Raises TypeError for anything else: ``"False"`` is a true string and ``1`` a count, and taking
     either as a setting would quietly do the opposite of what was meant, or something else.
     """
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, bool) and getattr(value, "dtype", None) is not None:
-        if str(value.dtype) in ("bool", "torch.bool"):
-            try:
-                value = item()
-            except (ValueError, RuntimeError):
-                raise TypeError("several values") from None
+    try:
+        value = _python_scalar(value)
+    except ValueError:
+        raise TypeError("several values") from None
     if not isinstance(value, bool):
         raise TypeError("not a bool")
     return value

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import cbwidgets
+from cbwidgets.codebook import _FAR
 from cbwidgets.exercises.quickstart import MIN_SHIFT, QuickstartChecks
 from cbwidgets.tokfsm import TokFSM, load_default
 
@@ -238,7 +239,7 @@ def test_training_checks_judge_the_participants_own_codes() -> None:
     book = model.attached["layers.2.mlp"]
     with torch.no_grad():
         used = sorted(set(model(walks).codes.ids[:, ends, column, 0].flatten().tolist()))
-        book.vectors[0, [c for i, c in enumerate(used) if i % 8]] = 1e4
+        book.vectors[0, [c for i, c in enumerate(used) if i % 8]] = _FAR  # where retired codes go
     checks = TrainingChecks(model, fsm)
     # exercise 1, judged here on walks of another seed: a pure code, an impure one, a rare one
     with torch.no_grad():
