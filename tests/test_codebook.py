@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cbwidgets.codebook import Codebook, CodeEdit, ReplaceEdit, ScoreEdit, WeightEdit
+import cbwidgets.codebook as codebook_module
+from cbwidgets.codebook import Codebook, CodeEdit, KnockEdit, ReplaceEdit, ScoreEdit, WeightEdit
 
 
 def _brute_force_ids(cb: Codebook, x: torch.Tensor) -> torch.Tensor:
@@ -120,12 +121,34 @@ def test_inference_mode_has_no_loss_and_keeps_dtype() -> None:
 
 
 def test_large_inputs_are_chunked_with_identical_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of rows choose what the whole does, with edits that name tokens in several chunks
+    (a banned code on some tokens, a code knocked out at tokens 3 and 250)."""
     torch.manual_seed(6)
     cb = Codebook(64, 16, k=2, groups=2)
     x = torch.randn(300, 16)
-    whole = cb(x).ids
-    monkeypatch.setattr("cbwidgets.codebook._MAX_SCORE_ELEMENTS", 64 * 2 * 7)  # 7 rows a chunk
-    assert torch.equal(cb(x).ids, whole)
+    natural = cb(x).ids
+    banned = torch.zeros(2, 64, dtype=torch.bool)
+    banned[1, natural[10, 1, 0]] = True
+    some = torch.arange(300) % 3 == 1
+    knock = KnockEdit(torch.tensor([3, 250]), torch.tensor([0, 1]), natural[[3, 250], [0, 1], 0])
+    edit = CodeEdit(scores=(ScoreEdit(banned, float("-inf"), tokens=some),), knock=(knock,))
+    edited = cb(x, edit).ids
+    assert not torch.equal(edited, natural)
+    for limit in ("_MAX_SCORE_ELEMENTS", "_CACHED_SCORE_ELEMENTS"):  # 7 rows a chunk
+        monkeypatch.setattr(f"cbwidgets.codebook.{limit}", 64 * 2 * 7)
+    assert codebook_module._score_rows(64 * 2, 8, x.device) == 7
+    assert torch.equal(cb(x).ids, natural)
+    assert torch.equal(cb(x, edit).ids, edited)
+
+
+def test_short_vectors_are_scored_in_blocks_that_stay_in_cache_on_a_cpu() -> None:
+    """Blocks of 4M scores for vectors of up to 256 dimensions on a CPU (where the arg-max's memory
+    traffic sets the time), 64M otherwise (where the multiply-adds do)."""
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert codebook_module._score_rows(10_000, 128, cpu) == (1 << 22) // 10_000
+    assert codebook_module._score_rows(10_000, 768, cpu) == (1 << 26) // 10_000
+    assert codebook_module._score_rows(10_000, 128, gpu) == (1 << 26) // 10_000
+    assert codebook_module._score_rows(1 << 23, 128, cpu) == 1
 
 
 def test_edit_substitute_force_drop_scale_replace() -> None:
