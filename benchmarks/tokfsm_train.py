@@ -6,7 +6,11 @@ step (every 50). Evaluation time is measured separately and left out of the trai
 the target was first reached (target: <= 180 s on a 2-core CPU), then the final metrics beside
 the reference's.
 
-    python benchmarks/tokfsm_train.py [--base-steps 1000] [--code-steps 100]
+    python benchmarks/tokfsm_train.py [--base-steps 1000] [--code-steps 100] [--mlp-codes 10000]
+        [--joint] [--finetune-lr 1e-3]
+
+``--mlp-codes 0`` sizes the MLP codebooks as the heads' (1,000 codes); ``--joint`` finetunes the
+model with its codebooks instead of the codebooks alone: the recipes the closing notes compare.
 """
 
 from __future__ import annotations
@@ -28,9 +32,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-steps", type=int, default=FSMRecipe.base_steps)
     parser.add_argument("--finetune-steps", "--code-steps", type=int, default=FSMRecipe.finetune_steps)
+    parser.add_argument("--mlp-codes", type=int, default=FSMRecipe.mlp_codes, help="0: as many as a head's")
+    parser.add_argument("--joint", action="store_true", help="finetune the model with its codebooks")
+    parser.add_argument("--finetune-lr", type=float, default=FSMRecipe.finetune_lr)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    recipe = FSMRecipe(base_steps=args.base_steps, finetune_steps=args.finetune_steps, seed=args.seed)
+    recipe = FSMRecipe(
+        base_steps=args.base_steps,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
+        mlp_codes=args.mlp_codes or None,
+        freeze_base=not args.joint,
+        seed=args.seed,
+    )
     fsm = TokFSM()
     data = fsm_data(fsm, recipe)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; recipe {recipe}")
@@ -56,7 +70,7 @@ def main() -> None:
             reached.append(clock["train"])
         print(f"  {clock['train']:6.1f} s  {label:<28} first-transition accuracy {accuracy:.3f}", flush=True)
 
-    model = build_default_model(fsm, seed=recipe.seed)
+    model = build_default_model(fsm, seed=recipe.seed, num_codes=recipe.num_codes, mlp_codes=recipe.mlp_codes)
     started[0] = time.perf_counter()
     train_base(model, recipe, data, progress=False)
     lap()

@@ -2,7 +2,7 @@
 model's step without them, at two sizes, all measured in one run.
 
 - ``tokfsm``: the default TokFSM model (GPT-NeoX, 4 layers, d 128, codebooks at every attention
-  head and every MLP, 1,000 codes, k = 1), 16 walks of 128 tokens a step.
+  head, 1,000 codes each, and every MLP, 10,000 codes each, k = 1), 16 walks of 128 tokens a step.
 - ``gpt2``: a GPT-2-sized model (12 layers, d 768, 12 heads, vocabulary 50,257) with a
   10,000-code codebook at every MLP (k = 1), ``--gpt2-batch`` sequences of ``--gpt2-length`` tokens.
 

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .codebook import Codebook
 from .dictionary import init_from_data
-from .errors import CodebookError, check_flag, check_positive_int
+from .errors import CodebookError, check_flag, check_positive_int, check_positive_real
 from .model import CodebookModel
 from .sae import TopKSAE
 
@@ -53,6 +53,7 @@ def fit_cached(
     """
     steps = check_positive_int("steps", steps)
     batch_tokens = check_positive_int("batch_tokens", batch_tokens)
+    lr = check_positive_real("lr", lr, "1e-3")  # before the recording, which takes a while
     init = check_flag("init", init)
     if not model.attached:
         raise CodebookError("no codebooks attached; attach(...) the sites to fit first.")
@@ -85,6 +86,7 @@ def fit_activations(
     first step, every 50 steps and at the last."""
     steps = check_positive_int("steps", steps)
     batch_tokens = check_positive_int("batch_tokens", batch_tokens)
+    lr = check_positive_real("lr", lr, "1e-3")
     if x.ndim != 2 or x.shape[-1] != dictionary.dim:
         raise CodebookError(
             f"activations of shape {tuple(x.shape)} do not fit a dictionary of dim={dictionary.dim}; "

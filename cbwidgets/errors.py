@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, overload
 
-from .scalars import as_flag, as_integer
+from .scalars import as_flag, as_integer, as_real
 
-__all__ = ["CodebookError", "check_choice", "check_flag", "check_positive_int", "choices"]
+__all__ = ["CodebookError", "check_choice", "check_flag", "check_positive_int", "check_positive_real", "choices"]
 
 
 class CodebookError(ValueError):
@@ -59,3 +59,15 @@ def check_flag(name: str, value: object) -> bool:
         return as_flag(value)
     except TypeError:
         raise CodebookError(f"{name}={value!r} is not valid; give True or False.") from None
+
+
+def check_positive_real(name: str, value: object, example: str) -> float:
+    """``value`` as a finite Python float > 0 (numpy and torch reals too); CodebookError otherwise,
+    naming an ``example`` of a valid value (a learning rate's "1e-3")."""
+    try:
+        number = as_real(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if not number > 0:
+        raise CodebookError(f"{name}={value!r} is not valid; give a positive number such as {example}.")
+    return number

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
-from .errors import CodebookError, check_choice, check_flag, check_positive_int
+from .errors import CodebookError, check_choice, check_flag, check_positive_int, check_positive_real
 from .lazy_adamw import LazyRowsAdamW
 from .model import CodebookModel
 
@@ -62,8 +62,7 @@ class TrainConfig:
         self.checkpoint_every = check_positive_int("checkpoint_every", self.checkpoint_every, allow_none=True)
         for name in ("freeze_base", "lazy_codes", "progress"):
             setattr(self, name, check_flag(name, getattr(self, name)))
-        if not self.lr > 0:
-            raise CodebookError(f"lr={self.lr!r} is not valid; give a positive learning rate such as 1e-3.")
+        self.lr = check_positive_real("lr", self.lr, "1e-3")  # "1e-3" from a text box too: refused by name
         check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
         if self.checkpoint_every is not None and not self.checkpoint_dir:
             raise CodebookError("checkpoint_every is set but checkpoint_dir is not; say where checkpoints go.")

@@ -26,7 +26,7 @@ from cbwidgets.matched_sae import matched_sae
 from cbwidgets.sae import SAESpec
 from cbwidgets.stories import StoryRecipe
 from cbwidgets.tokfsm import FSMRecipe, TokFSM, load_default
-from cbwidgets.train import TrainConfig
+from cbwidgets.train import TrainConfig, train
 from tests.tiny import tiny_data, tiny_model
 
 MODEL = load_default()
@@ -263,3 +263,46 @@ def test_flag_arguments_of_fitting_functions_are_checked_before_any_work() -> No
         matched_sae(model, "layers.0.mlp", batch, layer_norm="False")
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert set(model.attached) == set(tiny_model("gpt2", num_codes=8).attached)  # matched_sae replaced nothing
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda m, b: fit_cached(m, b, steps=1, lr="1e-3"),
+            r"lr='1e-3' is not valid; give a positive number such as 1e-3",
+        ),
+        (lambda m, b: fit_cached(m, b, steps=1, lr=0), r"lr=0 is not valid"),
+        (lambda m, b: matched_sae(m, "layers.0.mlp", b, lr=-0.01), r"lr=-0.01 is not valid"),
+        (lambda m, b: matched_sae(m, "layers.0.mlp", b, lr=float("nan")), r"lr=nan is not valid"),
+        (lambda m, b: matched_sae(m, "layers.0.mlp", b, steps=0), r"steps=0 is not valid; give a positive integer"),
+        (lambda m, b: train(m, b, TrainConfig(steps=1, batch_size=2, lr="3e-3")), r"lr='3e-3' is not valid"),
+    ],
+    ids=[
+        "fit_cached string",
+        "fit_cached zero",
+        "matched_sae negative",
+        "matched_sae nan",
+        "matched_sae steps",
+        "train",
+    ],
+)
+def test_fitting_rates_and_steps_are_checked_before_any_work(call: Any, message: str) -> None:
+    """A learning rate of 0 or a string used to reach Adam after the activations were recorded (and,
+    in matched_sae, after the codebook was detached): now nothing has changed when it is refused."""
+    model = tiny_model("gpt2", num_codes=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CodebookError, match=message):
+        call(model, tiny_data(2, 8))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert set(model.attached) == set(tiny_model("gpt2", num_codes=8).attached)
+
+
+@pytest.mark.parametrize("lr", [1e-2, np.float32(1e-2), torch.tensor(1e-2), np.array([1e-2])], ids=repr)
+def test_a_learning_rate_in_any_real_form_fits(lr: Any) -> None:
+    """The same fit, whatever form the rate came in (a numpy or torch number read off a result)."""
+    model = tiny_model("gpt2", num_codes=8)
+    sae = matched_sae(model, "layers.0.mlp", tiny_data(4, 8), steps=5, lr=lr)
+    rate = float(np.asarray(lr).reshape(-1)[0])
+    reference = matched_sae(tiny_model("gpt2", num_codes=8), "layers.0.mlp", tiny_data(4, 8), steps=5, lr=rate)
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in sae.state_dict().items())
