@@ -140,11 +140,13 @@ class CodebookSpec:
 @dataclass(frozen=True)
 class ScoreEdit:
     """Set these codes' scores before top-k: -inf removes a code (the next best takes its slot),
-    +inf forces it in."""
+    +inf forces it in; ``levels`` then say how strongly each forced code fires (a codebook
+    multiplies its vector by it, an SAE takes it as the latent's value)."""
 
     chosen: Tensor  # (G, C) bool: the codes whose scores are set
     value: float
     tokens: Tensor | None = None  # (N,) bool over this forward's flattened tokens; None = every token
+    levels: Tensor | None = None  # (G, C) float, read at the chosen codes
 
 
 @dataclass(frozen=True)
@@ -394,10 +396,17 @@ class Codebook(DictionaryBase):
 
     def _weights(self, ids: Tensor, edit: CodeEdit) -> Tensor | None:
         drops = [knock for knock in edit.knock if knock.drop]
-        if not edit.weights and not drops:
+        levelled = [op for op in edit.scores if op.levels is not None]
+        if not edit.weights and not drops and not levelled:
             return None
         weights = torch.ones(ids.shape, dtype=self.vectors.dtype, device=ids.device)  # (N, G, k)
         group = torch.arange(self.groups, device=ids.device)[None, :, None]
+        for level in levelled:  # forced codes at a chosen strength: their vector times it
+            assert level.levels is not None
+            forced = level.chosen.to(ids.device)[group, ids]
+            if level.tokens is not None:
+                forced = forced & level.tokens.to(ids.device)[:, None, None]
+            weights = torch.where(forced, weights * level.levels.to(weights)[group, ids], weights)
         for op in edit.weights:
             f = op.factor.to(ids.device)[group, ids]
             if op.tokens is not None:

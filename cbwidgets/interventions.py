@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .codebook import AddEdit, CodeEdit, KnockEdit, ReplaceEdit, ScoreEdit, WeightEdit
 from .codes import Codes
-from .errors import CodebookError, check_choice
+from .errors import CodebookError, check_choice, check_positive_real
 from .names import CodebookNames, CodeRef, as_integer, as_real, code_refs
 
 __all__ = [
@@ -146,14 +146,25 @@ class AblateEach:
 
 @dataclass(frozen=True)
 class Force:
-    """Make codes fire: they take the top slots (at most k per codebook), the rest stay natural."""
+    """Make codes fire: they take the top slots (at most k per codebook), the rest stay natural.
+
+    ``value`` says how strongly: an SAE latent's activation (None: its typical value, or its own
+    where that is larger); for a codebook code, which has no activation, a multiple of its vector
+    (None or 1: as it is).
+    """
 
     codes: tuple[CodeRef, ...]
     positions: tuple[int, ...] | None = None
+    value: float | None = None
 
-    def __init__(self, codes: CodeRef | Iterable[CodeRef], positions: Positions = None) -> None:
+    def __init__(
+        self, codes: CodeRef | Iterable[CodeRef], positions: Positions = None, value: float | None = None
+    ) -> None:
         object.__setattr__(self, "codes", code_refs(codes))
         object.__setattr__(self, "positions", positions_tuple(positions))
+        if value is not None:  # an SAE reports a latent at 0 as not firing, and its values are >= 0
+            value = check_positive_real("value", value, "an SAE latent's activation, or 2.0 for twice a code's vector")
+        object.__setattr__(self, "value", value)
 
 
 @dataclass(frozen=True)
@@ -493,6 +504,9 @@ def _compile_one(
                     f"{most} codes forced in one codebook at {site}, but it has only k={k} slots; force at most {k} "
                     f"codes per codebook there."
                 )
+        if isinstance(intervention, Force) and intervention.value is not None:
+            levels = _code_tables(intervention.codes, names, shapes, intervention.value, device)
+            return {s: (_Planned(positions, ScoreEdit(m, float("inf"), levels=levels[s])),) for s, m in masks.items()}
         value = float("-inf") if removing else float("inf")
         return {s: (_Planned(positions, ScoreEdit(m, value)),) for s, m in masks.items()}
     if isinstance(intervention, Scale):

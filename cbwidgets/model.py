@@ -453,9 +453,9 @@ class CodebookModel(nn.Module):
         """``with model.ablate('0.3.17'):`` removes a code (see Ablate)."""
         return self.intervene(Ablate(codes, positions, mode))
 
-    def force(self, codes: CodeRef | Iterable[CodeRef], positions: Any = None) -> Any:
-        """``with model.force('0.3.17', positions=[4]):`` makes a code fire (see Force)."""
-        return self.intervene(Force(codes, positions))
+    def force(self, codes: CodeRef | Iterable[CodeRef], positions: Any = None, value: float | None = None) -> Any:
+        """``with model.force('0.3.17', positions=[4]):`` makes a code fire (see Force; ``value``: how strongly)."""
+        return self.intervene(Force(codes, positions, value))
 
     def scale(self, codes: CodeRef | Iterable[CodeRef], factor: float, positions: Any = None) -> Any:
         """``with model.scale('1.mlp.5', 0.5):`` scales a code's contribution (see Scale)."""

@@ -10,9 +10,10 @@ natural thing for it, and it trains, saves and loads where codebooks do.
   not fired for ``dead_after`` training steps reconstruct the error the k left, weighted ``aux_coef``.
   It gives dead latents a gradient toward what is missing, so they come back.
 - Interventions arrive as the codebook's ``CodeEdit``: ablate (substitute: the next latent takes the
-  slot; drop: value 0, reported -1), force (the latent takes a slot at its typical value, or at its
-  own value where that is larger), scale (its value times the factor), patch (another run's latents
-  with their values), add (strength times its typical value along its direction).
+  slot; drop: value 0, reported -1), force (the latent takes a slot at the value the Force names, or
+  else at its typical value, or its own where that is larger), scale (its value times the factor),
+  patch (another run's latents with their values), add (strength times its typical value along its
+  direction).
 - One group always: an SAE reads the whole site (all heads at ``attn_preproj``), as SAELens does.
 """
 
@@ -229,14 +230,16 @@ class TopKSAE(DictionaryBase):
         return ids
 
     def _edited_values(self, values: Tensor, ids: Tensor, pre: Tensor, edit: CodeEdit) -> Tensor:
-        """Forced latents at least their typical value; scaled, dropped and patched values."""
+        """Forced latents at the value asked for, else at least their typical value; scaled, dropped
+        and patched values."""
         typical = self.typical_values().to(values)
         for op in edit.scores:
             if op.value > 0:  # forced in: a latent whose own value is smaller gets its typical one
                 forced = op.chosen.to(ids.device)[0][ids]
                 if op.tokens is not None:
                     forced = forced & op.tokens.to(ids.device)[:, None]
-                values = torch.where(forced, torch.maximum(values, typical[ids]), values)
+                level = torch.maximum(values, typical[ids]) if op.levels is None else op.levels.to(values)[0][ids]
+                values = torch.where(forced, level, values)
         for weight in edit.weights:
             factor = weight.factor.to(values)[0][ids]
             if weight.tokens is not None:

@@ -68,6 +68,29 @@ def test_forced_code_appears_exactly_where_forced(model) -> None:  # type: ignor
     assert torch.equal(fires, expected)
 
 
+def test_a_forced_codes_value_multiplies_its_vector_where_it_is_forced(model) -> None:  # type: ignore[no-untyped-def]
+    """A codebook code has no activation: Force(value=v) is the code forced in and its vector times v,
+    as Force with Scale(v) (1: as it is); a value that is not a positive number is refused."""
+    x = tiny_data(2, 10)
+    code = int(torch.bincount(_run(model, x).codes["1.mlp"].flatten(), minlength=16).argmin())
+    name = f"1.mlp.{code}"
+    with model.force(name, positions=[2, -1]):
+        plain = _run(model, x)
+    with model.force(name, positions=[2, -1], value=1.0):
+        assert torch.equal(_run(model, x).logits, plain.logits)
+    with model.intervene(Force(name, positions=[2, -1]), Scale(name, 3.0, positions=[2, -1])):
+        scaled = _run(model, x)
+    with model.force(name, positions=[2, -1], value=torch.tensor(3.0)):
+        valued = _run(model, x)
+    assert torch.equal(valued.codes.ids, plain.codes.ids)
+    assert torch.allclose(valued.logits, scaled.logits, atol=1e-6)
+    assert not torch.allclose(valued.logits[:, 2:], plain.logits[:, 2:], atol=1e-4)
+    assert torch.equal(valued.logits[:, :2], plain.logits[:, :2])
+    for bad in (0, -1.0, float("inf"), "2", True):
+        with pytest.raises(CodebookError, match=r"value=.* is not valid; give a positive number"):
+            Force(name, value=bad)  # type: ignore[arg-type]
+
+
 def test_scale_one_is_identity_and_zero_equals_drop(model) -> None:  # type: ignore[no-untyped-def]
     x = tiny_data(2, 8)
     natural = _run(model, x)
@@ -142,6 +165,7 @@ def test_nested_contexts_compose_and_unwind(model) -> None:  # type: ignore[no-u
         lambda: Ablate("0.1.3"),
         lambda: Ablate("0.1.3", mode="drop"),
         lambda: Force("0.mlp.5", positions=[1]),
+        lambda: Force("0.mlp.5", value=4.0),
         lambda: Scale("1.2.4", 0.0),
         lambda: Add("1.2.4", 2.0),
     ],

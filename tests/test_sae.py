@@ -148,6 +148,12 @@ def test_each_intervention_means_the_natural_thing_for_an_sae(model: CodebookMod
     slot = got[0, 0] == absent
     assert bool(slot.any()) and float(values[0, 0][slot]) >= float(sae.typical_values()[absent]) - 1e-6
 
+    out, got, values = _site(model, ids, Force(f"1.mlp.{absent}", positions=[0], value=np.float32(7.5)))
+    slot = got[0, 0] == absent  # at exactly the value asked for, along its direction; other tokens as they were
+    assert bool(slot.any()) and float(values[0, 0][slot]) == 7.5
+    assert torch.allclose(out[0, 0], sae.decode(got[0, :1].clamp_min(0), values[0, :1])[0], atol=1e-5)
+    assert torch.equal(out[0, 1:], clean[0, 1:])
+
     out, _, _ = _site(model, ids, Add(f"1.mlp.{absent}", strength=torch.tensor(0.5), positions=[0]))
     added = 0.5 * sae.typical_values()[absent] * sae.vectors[0, absent]
     assert torch.allclose(out[0, 0], clean[0, 0] + added, atol=1e-5)
