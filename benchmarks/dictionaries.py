@@ -79,7 +79,8 @@ def tokfsm_row(model: CodebookModel, fsm: TokFSM, site: str, layer: int, walks: 
     }
 
 
-def tokfsm_part(steps: int, layers: list[int], lr: float) -> pd.DataFrame:
+def tokfsm_part(steps: int, layers: list[int], lr: float) -> tuple[pd.DataFrame, int]:
+    """The table, and how many codes each shipped MLP codebook has (each SAE as many latents)."""
     fsm = TokFSM()
     train_walks = fsm.sample(256, 128, seed=5)  # what the SAE is fitted on (32,768 tokens)
     test_walks = fsm.sample(64, 128, seed=3)  # what both are measured on
@@ -92,7 +93,7 @@ def tokfsm_part(steps: int, layers: list[int], lr: float) -> pd.DataFrame:
         seconds = with_sae(model, site, train_walks, steps, lr=lr)
         name = f"TopK SAE ({seconds:.0f} s)"
         rows.append({"site": site, "dictionary": name, **tokfsm_row(model, fsm, site, layer, test_walks)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), shipped.attached["layers.1.mlp"].num_codes
 
 
 def storyteller_part(steps: int, samples: int, new_tokens: int, lr: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -227,8 +228,7 @@ def main() -> None:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
     if "tokfsm" in args.parts:
-        table = tokfsm_part(args.steps, args.layers, args.lr)
-        codes = load_default().attached["layers.1.mlp"].num_codes
+        table, codes = tokfsm_part(args.steps, args.layers, args.lr)
         print(f"\nTokFSM MLP sites: the shipped codebooks ({codes:,} codes, k = 1) and TopK SAEs ({codes:,} latents,")
         print(f"k = 1) fitted for {args.steps} steps at lr {args.lr:g} on 256 walks, each measured alone")
         print("on 64 other walks\n")

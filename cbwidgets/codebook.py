@@ -396,18 +396,17 @@ class Codebook(DictionaryBase):
 
     def _weights(self, ids: Tensor, edit: CodeEdit) -> Tensor | None:
         drops = [knock for knock in edit.knock if knock.drop]
-        levelled = [op for op in edit.scores if op.levels is not None]
+        # forced codes at a chosen strength: their vector times it, a factor like any other
+        levelled = tuple(
+            WeightEdit(torch.where(op.chosen, op.levels, 1.0), tokens=op.tokens)
+            for op in edit.scores
+            if op.levels is not None
+        )
         if not edit.weights and not drops and not levelled:
             return None
         weights = torch.ones(ids.shape, dtype=self.vectors.dtype, device=ids.device)  # (N, G, k)
         group = torch.arange(self.groups, device=ids.device)[None, :, None]
-        for level in levelled:  # forced codes at a chosen strength: their vector times it
-            assert level.levels is not None
-            forced = level.chosen.to(ids.device)[group, ids]
-            if level.tokens is not None:
-                forced = forced & level.tokens.to(ids.device)[:, None, None]
-            weights = torch.where(forced, weights * level.levels.to(weights)[group, ids], weights)
-        for op in edit.weights:
+        for op in levelled + edit.weights:
             f = op.factor.to(ids.device)[group, ids]
             if op.tokens is not None:
                 f = torch.where(op.tokens.to(ids.device)[:, None, None], f, torch.ones_like(f))

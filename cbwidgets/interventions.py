@@ -504,11 +504,11 @@ def _compile_one(
                     f"{most} codes forced in one codebook at {site}, but it has only k={k} slots; force at most {k} "
                     f"codes per codebook there."
                 )
+        levels = {}  # a Force's value, where it names one
         if isinstance(intervention, Force) and intervention.value is not None:
             levels = _code_tables(intervention.codes, names, shapes, intervention.value, device)
-            return {s: (_Planned(positions, ScoreEdit(m, float("inf"), levels=levels[s])),) for s, m in masks.items()}
         value = float("-inf") if removing else float("inf")
-        return {s: (_Planned(positions, ScoreEdit(m, value)),) for s, m in masks.items()}
+        return {s: (_Planned(positions, ScoreEdit(m, value, levels=levels.get(s))),) for s, m in masks.items()}
     if isinstance(intervention, Scale):
         tables = _code_tables(intervention.codes, names, shapes, intervention.factor, device)
         return {s: (_Planned(positions, WeightEdit(t)),) for s, t in tables.items()}
