@@ -10,6 +10,8 @@ Design choices that matter for speed and correctness:
   T x C scores; the argmax over codes is blocked (``argmax_last``) because a CPU's plain argmax is
   not vectorised.
 - G groups (one codebook per attention head) are one batched matmul, not a Python loop.
+- A trained codebook of thousands of codes, read on a CPU, is searched through clusters of its
+  codes (``code_index``): the same ids, with most codes never scored.
 - Interventions arrive as a compiled ``CodeEdit`` value; the codebook keeps no intervention state.
 - Every setting lives in ``CodebookSpec``: the codebook is built from one, and saves it.
 """
@@ -26,9 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .code_index import CodeIndex, default_clusters
 from .dictionary_base import DictionaryBase, changed_spec, spec_from
 from .errors import CodebookError, check_choice, check_positive_int
 from .scalars import as_integer, as_real
+from .scores import argmax_last, kmeans_centroids, score_rows
 
 __all__ = [
     "LOSSES",
@@ -49,16 +53,17 @@ __all__ = [
 SIMILARITIES = ("cosine", "inner", "euclidean")
 LOSSES = ("aeloss", "vqvae", "fullaeloss")
 
-# Score and distance matrices above this many elements are computed in row chunks to bound memory
-# (256 MB fp32).
-_MAX_SCORE_ELEMENTS = 1 << 26
-# On a CPU, a score costs one multiply-add per dimension and is then written and read again by the
-# arg-max: for short vectors that memory traffic, not the arithmetic, sets the time, unless a block
-# of scores stays in cache. Blocks of 4M scores (16 MB) took the TokFSM MLP codebooks' choice
-# (2,048 tokens x 10,000 codes of 128 dims) from 70 ms to 45 ms and the storyteller's heads' from 53
-# to 34 on 2 cores; at 768 dimensions the arithmetic dominates and smaller blocks lost up to 15 %.
-_CACHED_SCORE_ELEMENTS = 1 << 22
-_SHORT_VECTOR_DIMS = 256
+# Read on a CPU (not training: codes that move every step, and at the k-means codes a finetune starts
+# from, the clusters saved nothing), a codebook of this many codes, k = 1, is searched through a
+# CodeIndex (the same ids, but only the clusters of codes a token could be nearest to are scored)
+# when at least this many tokens are scored at once: making the clusters takes about as long as two
+# dense searches of 2,048 tokens. After a search that still scored most codes (codes that do not
+# cluster), the next _INDEX_RESTS searches are dense, twice as many after each such search in a row,
+# up to _INDEX_MAX_REST, and the clusters are made again.
+_INDEX_MIN_CODES = 4096
+_INDEX_MIN_TOKENS = 512
+_INDEX_RESTS = 16
+_INDEX_MAX_REST = 1024
 
 # Where retired codes go: every coordinate this far out, so no input is ever nearer to it (and it
 # still fits float16, the shipped models' storage).
@@ -233,6 +238,9 @@ class Codebook(DictionaryBase):
     hits: Tensor  # (G, C) times each code fired in training
     steps_since_used: Tensor  # (G, C) training steps since each code last fired
     revived: Tensor  # (G,) codes revived so far
+    _index: list[CodeIndex]  # one per group, made at the first indexed search (see _INDEX_MIN_CODES)
+    _index_rests: int  # dense searches left before the index is tried again
+    _index_backoff: int  # how many the next failed try earns: doubles at each, up to _INDEX_MAX_REST
 
     def __init__(self, spec: CodebookSpec | int | None = None, dim: int | None = None, /, **settings: Any) -> None:
         super().__init__()
@@ -252,6 +260,7 @@ class Codebook(DictionaryBase):
         self.register_buffer("revived", torch.zeros(g, dtype=torch.long))
         self._step_hits: Tensor | None = None
         self._last_inputs: Tensor | None = None
+        self._forget_index()
 
     @property
     def eps(self) -> float:
@@ -268,6 +277,7 @@ class Codebook(DictionaryBase):
         if prefix + "codes" in state_dict and prefix + "vectors" not in state_dict:
             state_dict[prefix + "vectors"] = state_dict.pop(prefix + "codes")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._forget_index()  # new vectors: clusters of the old ones would only prune less
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -366,14 +376,66 @@ class Codebook(DictionaryBase):
 
     def _scored(self, xn: Tensor, edit: CodeEdit | None) -> Tensor:
         n, g, _ = xn.shape
+        if self._indexable(xn, edit):
+            return self._indexed(xn)
         w, bias = self.scorer(xn.dtype)
         xg = xn.transpose(0, 1)  # (G, N, dg)
-        rows = _score_rows(g * self.num_codes, xn.shape[-1], xn.device)
+        rows = score_rows(g * self.num_codes, xn.shape[-1], xn.device)
         if n <= rows:
             ids = self._select_chunk(xg, w, bias, edit, 0)
         else:
             ids = torch.cat([self._select_chunk(xg[:, i : i + rows], w, bias, edit, i) for i in range(0, n, rows)])
         return ids
+
+    def _indexable(self, xn: Tensor, edit: CodeEdit | None) -> bool:
+        if self._index_rests > 0:
+            self._index_rests -= 1
+            return False
+        steers = edit is not None and (bool(edit.scores) or any(not knock.drop for knock in edit.knock))
+        return (
+            not steers
+            and self.k == 1
+            and self.spec.similarity != "inner"
+            and self.num_codes >= _INDEX_MIN_CODES
+            and xn.shape[0] >= _INDEX_MIN_TOKENS
+            and not self.training
+            and xn.device.type == "cpu"
+            and xn.dtype == self.vectors.dtype == torch.float32
+        )
+
+    def _indexed(self, xn: Tensor) -> Tensor:
+        """The dense search's ids (N, G, 1), found through each group's ``CodeIndex``."""
+        vectors = self.vectors.detach()
+        cosine = self.spec.similarity == "cosine"
+        points = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12) if cosine else vectors
+        if not self._index:
+            clusters = default_clusters(self.num_codes)
+            self._index = [CodeIndex.build(points[g], clusters) for g in range(self.groups)]
+        ids, share = [], 0.0
+        for g, index in enumerate(self._index):
+            x = xn[:, g]
+            if cosine:
+                choice = index.search(x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12), points[g], None, scoring=x)
+            else:
+                choice = index.search(x, points[g], -0.5 * points[g].pow(2).sum(-1))
+            ids.append(choice.ids)
+            share = max(share, choice.scored)
+        if share > 0.5:  # the codes do not cluster (yet): rest, then make the clusters again
+            self._index, self._index_rests = [], self._index_backoff
+            self._index_backoff = min(2 * self._index_backoff, _INDEX_MAX_REST)
+        else:
+            self._index_backoff = _INDEX_RESTS
+        return torch.stack(ids, 1)[..., None]
+
+    def train(self, mode: bool = True) -> Codebook:
+        if mode:  # training moves the codes: clusters of the old ones would only prune less
+            self._forget_index()
+        return super().train(mode)
+
+    def _forget_index(self) -> None:
+        self._index = []
+        self._index_rests = 0
+        self._index_backoff = _INDEX_RESTS
 
     def _select_chunk(self, xg: Tensor, w: Tensor, bias: Tensor | None, edit: CodeEdit | None, start: int) -> Tensor:
         scores = torch.bmm(xg, w) if bias is None else torch.baddbmm(bias, xg, w)  # (G, n, C)
@@ -525,6 +587,7 @@ class Codebook(DictionaryBase):
                 near = torch.cdist(vectors[rows], vectors, compute_mode="donot_use_mm_for_euclid_dist") < radius
                 twin[rows] = (near & live[None, :] & (ids[None, :] < rows[:, None])).any(1) & live[rows]
             vectors[twin] = _FAR
+            self._forget_index()
             self.hits[g, twin] = 0
             total += int(twin.sum())
         return total
@@ -560,20 +623,8 @@ class Codebook(DictionaryBase):
         points = self.normalize(x.detach().to(self.vectors.dtype)).transpose(0, 1)  # (G, N, dg)
         centroids = kmeans_centroids(points, c, iters, generator)  # (G, C, dg)
         self.vectors.data.copy_(centroids)
+        self._forget_index()
         self.reset_usage()
-
-
-def _score_rows(scores_per_row: int, dims: int, device: torch.device) -> int:
-    """Rows of scores to compute at once: few enough to bound memory, and on a CPU, for short
-    vectors, to keep the block in cache while the arg-max reads it."""
-    short = device.type == "cpu" and dims <= _SHORT_VECTOR_DIMS
-    return max(1, (_CACHED_SCORE_ELEMENTS if short else _MAX_SCORE_ELEMENTS) // scores_per_row)
-
-
-def _block_size(c: int) -> int | None:
-    """The divisor of ``c`` in 32..256 nearest 100, or None."""
-    divisors = [b for b in range(32, 257) if c % b == 0]
-    return min(divisors, key=lambda b: abs(b - 100)) if divisors and c >= 4 * divisors[0] else None
 
 
 def _replaced(ids: Tensor, edit: CodeEdit) -> Tensor:
@@ -603,46 +654,3 @@ def _selection_rows(edit: CodeEdit, rows: Tensor, n: int) -> CodeEdit:
 def _drops(edit: CodeEdit) -> bool:
     """Whether an edit empties slots (which are then reported as -1)."""
     return any(w.drop for w in edit.weights) or any(k.drop for k in edit.knock)
-
-
-def argmax_last(scores: Tensor) -> Tensor:
-    """``scores.argmax(-1)`` (the first index on ties), about twice as fast on a CPU for a thousand
-    codes and five times for ten thousand.
-
-    A CPU's argmax tracks an index per element and is not vectorised; a max is. So each block of
-    about a hundred codes is reduced to its maximum first, and argmax runs over the block maxima and
-    then inside the winning block only. The result is the same, ties and NaN included.
-    """
-    c = scores.shape[-1]
-    block = _block_size(c) if scores.device.type == "cpu" else None
-    if block is None:
-        return scores.argmax(-1)
-    lead = scores.shape[:-1]
-    rows = scores.reshape(-1, c // block, block)
-    which = rows.amax(-1).argmax(-1)  # (n,) the block holding the maximum
-    inside = rows.gather(1, which[:, None, None].expand(-1, 1, block))[:, 0].argmax(-1)
-    return (which * block + inside).reshape(lead)
-
-
-@torch.no_grad()
-def kmeans_centroids(points: Tensor, k: int, iters: int, generator: torch.Generator | None = None) -> Tensor:
-    """Lloyd's k-means, one problem per group: points (G, N, d) -> centroids (G, k, d).
-
-    Starts from k distinct random points; a centroid that loses all its points stays where it was.
-    """
-    g, n, _ = points.shape
-    start = torch.stack([torch.randperm(n, generator=generator)[:k] for _ in range(g)])
-    centroids = torch.gather(points, 1, start.to(points.device)[..., None].expand(-1, -1, points.shape[-1]))
-    rows = _score_rows(g * k, points.shape[-1], points.device)
-    for _ in range(iters):
-        sums = torch.zeros_like(centroids)
-        counts = torch.zeros(g, k, device=points.device, dtype=points.dtype)
-        half_norm = 0.5 * centroids.pow(2).sum(-1)
-        for i in range(0, n, rows):
-            p = points[:, i : i + rows]
-            assign = argmax_last(torch.baddbmm(-half_norm[:, None], p, centroids.transpose(1, 2)))  # nearest
-            sums.scatter_add_(1, assign[..., None].expand_as(p), p)
-            counts.scatter_add_(1, assign, torch.ones_like(assign, dtype=counts.dtype))
-        filled = counts > 0
-        centroids = torch.where(filled[..., None], sums / counts.clamp_min(1)[..., None], centroids)
-    return centroids

@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .codebook import CodeEdit, Snap, argmax_last
+from .codebook import CodeEdit, Snap
 from .dictionary_base import DictionaryBase, changed_spec, spec_from
 from .errors import CodebookError, check_flag, check_positive_int
 from .scalars import as_real
+from .scores import argmax_last
 
 __all__ = ["SAE_KIND", "SAESpec", "TopKSAE"]
 

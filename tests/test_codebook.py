@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import cbwidgets.codebook as codebook_module
+import cbwidgets.scores as scores_module
 from cbwidgets.codebook import Codebook, CodeEdit, KnockEdit, ReplaceEdit, ScoreEdit, WeightEdit
 
 
@@ -135,8 +135,8 @@ def test_large_inputs_are_chunked_with_identical_results(monkeypatch: pytest.Mon
     edited = cb(x, edit).ids
     assert not torch.equal(edited, natural)
     for limit in ("_MAX_SCORE_ELEMENTS", "_CACHED_SCORE_ELEMENTS"):  # 7 rows a chunk
-        monkeypatch.setattr(f"cbwidgets.codebook.{limit}", 64 * 2 * 7)
-    assert codebook_module._score_rows(64 * 2, 8, x.device) == 7
+        monkeypatch.setattr(f"cbwidgets.scores.{limit}", 64 * 2 * 7)
+    assert scores_module.score_rows(64 * 2, 8, x.device) == 7
     assert torch.equal(cb(x).ids, natural)
     assert torch.equal(cb(x, edit).ids, edited)
 
@@ -145,10 +145,10 @@ def test_short_vectors_are_scored_in_blocks_that_stay_in_cache_on_a_cpu() -> Non
     """Blocks of 4M scores for vectors of up to 256 dimensions on a CPU (where the arg-max's memory
     traffic sets the time), 64M otherwise (where the multiply-adds do)."""
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert codebook_module._score_rows(10_000, 128, cpu) == (1 << 22) // 10_000
-    assert codebook_module._score_rows(10_000, 768, cpu) == (1 << 26) // 10_000
-    assert codebook_module._score_rows(10_000, 128, gpu) == (1 << 26) // 10_000
-    assert codebook_module._score_rows(1 << 23, 128, cpu) == 1
+    assert scores_module.score_rows(10_000, 128, cpu) == (1 << 22) // 10_000
+    assert scores_module.score_rows(10_000, 768, cpu) == (1 << 26) // 10_000
+    assert scores_module.score_rows(10_000, 128, gpu) == (1 << 26) // 10_000
+    assert scores_module.score_rows(1 << 23, 128, cpu) == 1
 
 
 def test_edit_substitute_force_drop_scale_replace() -> None:
