@@ -60,8 +60,11 @@ LOSSES = ("aeloss", "vqvae", "fullaeloss")
 # dense searches of 2,048 tokens. After a search that still scored most codes (codes that do not
 # cluster), the next _INDEX_RESTS searches are dense, twice as many after each such search in a row,
 # up to _INDEX_MAX_REST, and the clusters are made again.
+# Only short vectors: at 768 dimensions the dense matmul runs near the cores' peak, and making the
+# clusters of 10,000 codes would take about 0.4 s a codebook.
 _INDEX_MIN_CODES = 4096
 _INDEX_MIN_TOKENS = 512
+_INDEX_MAX_DIMS = 256
 _INDEX_RESTS = 16
 _INDEX_MAX_REST = 1024
 
@@ -397,6 +400,7 @@ class Codebook(DictionaryBase):
             and self.k == 1
             and self.spec.similarity != "inner"
             and self.num_codes >= _INDEX_MIN_CODES
+            and self.spec.group_dim <= _INDEX_MAX_DIMS
             and xn.shape[0] >= _INDEX_MIN_TOKENS
             and not self.training
             and xn.device.type == "cpu"

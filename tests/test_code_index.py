@@ -91,6 +91,9 @@ def test_random_codes_fall_back_to_the_dense_search_and_rest() -> None:
     assert cb._index_rests == 0
     cb(x)  # tries again, fails again: rests twice as long
     assert cb._index_rests == 32
+    wide = Codebook(4096, 512, k=1, similarity="euclidean").eval()
+    wide(torch.randn(600, 512))  # long vectors: the dense matmul is efficient, no clusters are made
+    assert wide._index == [] and wide._index_rests == 0
 
 
 def test_training_and_steering_edits_use_the_dense_search() -> None:
