@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .scores import argmax_last, kmeans_centroids
+from .scores import argmax_last, kmeans_centroids, nearest_centroids
 
 __all__ = ["CodeIndex", "IndexedChoice", "default_clusters"]
 
@@ -65,7 +65,7 @@ class CodeIndex:
         distinct = torch.unique(points, dim=0)
         generator = torch.Generator().manual_seed(0)
         centres = kmeans_centroids(distinct[None], min(clusters, len(distinct)), iters, generator)[0]
-        assign = _nearest(points, centres)
+        assign = nearest_centroids(points[None], centres[None])[0]
         used = torch.bincount(assign, minlength=len(centres)) > 0
         renumber = torch.cumsum(used, 0) - 1
         return cls(centres[used], renumber[assign])
@@ -105,11 +105,12 @@ class CodeIndex:
         own = partial.argmin(-1)
         q_squares = (q * q).sum(-1)
         reach = radii + slack * (anchors.norm(dim=-1) + longest)
-        per_token = slack * (q.norm(dim=-1) + scoring.norm(dim=-1) + longest[own])
+        sizes = scoring.norm(dim=-1)
+        per_token = slack * (q_squares.sqrt() + sizes + longest[own])
         if bias is None:  # cosine: score = |x| q.c, and d^2 = |q|^2 + 1 - 2 q.c for a unit code
-            squares, scale = queries.pow(2).sum(-1) + 1, scoring.norm(dim=-1).clamp_min(1e-30)
+            squares, scale = queries.pow(2).sum(-1) + 1, sizes.clamp_min(1e-30)
         else:
-            squares, scale = scoring.pow(2).sum(-1), torch.ones(n, device=q.device)
+            squares, scale = sizes.square(), torch.ones(n, device=q.device)
         order = torch.argsort(own, stable=True)
         ids = torch.empty(n, dtype=torch.long, device=queries.device)
         scored = 0
@@ -138,12 +139,6 @@ def _best(x: Tensor, points: Tensor, bias: Tensor | None, codes: Tensor) -> tupl
     scores = x @ chosen if bias is None else torch.addmm(bias[codes], x, chosen)
     at = argmax_last(scores)
     return scores.gather(1, at[:, None])[:, 0], codes[at]
-
-
-def _nearest(points: Tensor, centres: Tensor) -> Tensor:
-    rows = max(1, (1 << 22) // max(1, len(centres)))
-    half = 0.5 * centres.pow(2).sum(-1)
-    return torch.cat([(p @ centres.T - half).argmax(-1) for p in points.split(rows)])
 
 
 def default_clusters(codes: int) -> int:

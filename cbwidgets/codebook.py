@@ -343,19 +343,20 @@ class Codebook(DictionaryBase):
     def scorer(self, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor | None]:
         """(G, dg, C) weights and a (G, 1, C) bias (or None) such that ``bias + xn @ weights`` ranks
         the codes by the chosen similarity: one batched matmul with the bias added in place."""
-        vectors = self.vectors.detach()
-        sim = self.spec.similarity
-        bias = None
-        if sim == "cosine":
-            w = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        elif sim == "inner":
-            w = vectors
-        else:  # euclidean: argmax(x.c - |c|^2 / 2) == argmin |x - c|^2
-            w = vectors
-            bias = -0.5 * vectors.pow(2).sum(-1)[:, None, :]
+        w, bias = self._score_vectors()
         if dtype is not None:
             w, bias = w.to(dtype), bias if bias is None else bias.to(dtype)
-        return w.transpose(1, 2).contiguous(), bias
+        return w.transpose(1, 2).contiguous(), bias if bias is None else bias[:, None, :]
+
+    def _score_vectors(self) -> tuple[Tensor, Tensor | None]:
+        """(G, C, dg) vectors and a (G, C) bias (or None): a code's score is ``x . w + bias``."""
+        vectors = self.vectors.detach()
+        sim = self.spec.similarity
+        if sim == "cosine":
+            return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12), None
+        if sim == "inner":
+            return vectors, None
+        return vectors, -0.5 * vectors.pow(2).sum(-1)  # euclidean: argmax(x.c - |c|^2 / 2) == argmin |x - c|^2
 
     @torch.no_grad()
     def select(self, xn: Tensor, edit: CodeEdit | None = None) -> Tensor:
@@ -409,19 +410,17 @@ class Codebook(DictionaryBase):
 
     def _indexed(self, xn: Tensor) -> Tensor:
         """The dense search's ids (N, G, 1), found through each group's ``CodeIndex``."""
-        vectors = self.vectors.detach()
-        cosine = self.spec.similarity == "cosine"
-        points = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12) if cosine else vectors
+        points, bias = self._score_vectors()  # unit vectors and no bias for cosine, else euclidean's
         if not self._index:
             clusters = default_clusters(self.num_codes)
             self._index = [CodeIndex.build(points[g], clusters) for g in range(self.groups)]
         ids, share = [], 0.0
         for g, index in enumerate(self._index):
             x = xn[:, g]
-            if cosine:
+            if bias is None:
                 choice = index.search(x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12), points[g], None, scoring=x)
             else:
-                choice = index.search(x, points[g], -0.5 * points[g].pow(2).sum(-1))
+                choice = index.search(x, points[g], bias[g])
             ids.append(choice.ids)
             share = max(share, choice.scored)
         if share > 0.5:  # the codes do not cluster (yet): rest, then make the clusters again
@@ -591,9 +590,9 @@ class Codebook(DictionaryBase):
                 near = torch.cdist(vectors[rows], vectors, compute_mode="donot_use_mm_for_euclid_dist") < radius
                 twin[rows] = (near & live[None, :] & (ids[None, :] < rows[:, None])).any(1) & live[rows]
             vectors[twin] = _FAR
-            self._forget_index()
             self.hits[g, twin] = 0
             total += int(twin.sum())
+        self._forget_index()
         return total
 
     # -------------------------------------------------------------- k-means

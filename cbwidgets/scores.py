@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["argmax_last", "kmeans_centroids", "score_rows"]
+__all__ = ["argmax_last", "kmeans_centroids", "nearest_centroids", "score_rows"]
 
 # Score and distance matrices above this many elements are computed in row chunks to bound memory
 # (256 MB fp32).
@@ -65,12 +65,21 @@ def kmeans_centroids(points: Tensor, k: int, iters: int, generator: torch.Genera
     for _ in range(iters):
         sums = torch.zeros_like(centroids)
         counts = torch.zeros(g, k, device=points.device, dtype=points.dtype)
-        half_norm = 0.5 * centroids.pow(2).sum(-1)
+        assign = nearest_centroids(points, centroids)
         for i in range(0, n, rows):
-            p = points[:, i : i + rows]
-            assign = argmax_last(torch.baddbmm(-half_norm[:, None], p, centroids.transpose(1, 2)))  # nearest
-            sums.scatter_add_(1, assign[..., None].expand_as(p), p)
-            counts.scatter_add_(1, assign, torch.ones_like(assign, dtype=counts.dtype))
+            p, a = points[:, i : i + rows], assign[:, i : i + rows]
+            sums.scatter_add_(1, a[..., None].expand_as(p), p)
+            counts.scatter_add_(1, a, torch.ones_like(a, dtype=counts.dtype))
         filled = counts > 0
         centroids = torch.where(filled[..., None], sums / counts.clamp_min(1)[..., None], centroids)
     return centroids
+
+
+@torch.no_grad()
+def nearest_centroids(points: Tensor, centroids: Tensor) -> Tensor:
+    """The nearest centroid (G, k, d) of each point (G, N, d): (G, N), scored in row chunks."""
+    g, k = centroids.shape[:2]
+    rows = score_rows(g * k, points.shape[-1], points.device)
+    half_norm = 0.5 * centroids.pow(2).sum(-1)[:, None]
+    chunks = [argmax_last(torch.baddbmm(-half_norm, p, centroids.transpose(1, 2))) for p in points.split(rows, 1)]
+    return torch.cat(chunks, 1)
