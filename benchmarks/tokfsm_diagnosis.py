@@ -6,6 +6,9 @@
    "all but" row is 0 is redundant: the rest carries the whole state without it.
 2. Purity in walks split by token kind (a state's second digit, where a code can stand for the
    state, vs its first digit) and by place in the walk, for the MLP codebooks of layers 1-3.
+3. Where each attention head looks from a state's second digit: its weight on that token, on the
+   one, two and three before, and on BOS. A later layer that puts most of its weight one token
+   back reads the state's first digit again instead of using what the earlier layers made of it.
 
     python benchmarks/tokfsm_diagnosis.py [--model FOLDER] [--pairs 500]
 """
@@ -57,6 +60,29 @@ def purity_by_place(model: torch.nn.Module, fsm: TokFSM, sequences: int = 256, l
     return "\n".join(lines)
 
 
+@torch.no_grad()
+def attention_by_offset(model: torch.nn.Module, fsm: TokFSM, sequences: int = 64, length: int = 128) -> str:
+    ids = fsm.sample(sequences, length, seed=5)
+    hf = model.model
+    previous = hf.config._attn_implementation
+    hf.set_attn_implementation("eager")  # the fused kernels return no weights
+    try:
+        attentions = hf(ids, output_attentions=True).attentions  # per layer (B, H, T, T)
+    finally:
+        hf.set_attn_implementation(previous)
+    at = torch.arange(10, length, 2)  # second digits after the first few states
+    lines = []
+    for layer, weights in enumerate(attentions):
+        heads = []
+        for head in range(weights.shape[1]):
+            rows = weights[:, head, at]  # (B, P, T)
+            back = [float(rows[:, torch.arange(len(at)), at - d].mean()) for d in range(4)]
+            bos = float(rows[..., 0].mean())
+            heads.append(f"h{head} " + " ".join(f"{w:.2f}" for w in (*back, bos)))
+        lines.append(f"layer {layer}: " + " | ".join(heads))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="a folder `cbwidgets train-fsm --out` wrote (default: shipped)")
@@ -67,6 +93,8 @@ def main() -> None:
     print(patching_by_site(model, fsm, args.pairs))
     print("\nPurity in walks by token kind and place (256 walks of 128 tokens):")
     print(purity_by_place(model, fsm))
+    print("\nAttention from a state's second digit: weight on itself, 1, 2, 3 tokens back, and BOS (64 walks):")
+    print(attention_by_offset(model, fsm))
 
 
 if __name__ == "__main__":

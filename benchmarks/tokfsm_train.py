@@ -7,10 +7,11 @@ the target was first reached (target: <= 180 s on a 2-core CPU), then the final 
 the reference's.
 
     python benchmarks/tokfsm_train.py [--base-steps 1000] [--code-steps 100] [--mlp-codes 10000]
-        [--joint] [--finetune-lr 1e-3]
+        [--joint] [--finetune-lr 1e-3] [--rotary-layers N]
 
 ``--mlp-codes 0`` sizes the MLP codebooks as the heads' (1,000 codes); ``--joint`` finetunes the
-model with its codebooks instead of the codebooks alone: the recipes the closing notes compare.
+model with its codebooks instead of the codebooks alone; ``--rotary-layers N`` keeps positions in
+the first N layers only: the recipes the closing notes compare.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--mlp-codes", type=int, default=FSMRecipe.mlp_codes, help="0: as many as a head's")
     parser.add_argument("--joint", action="store_true", help="finetune the model with its codebooks")
     parser.add_argument("--finetune-lr", type=float, default=FSMRecipe.finetune_lr)
+    parser.add_argument("--rotary-layers", type=int, default=None, help="positions in the first N layers only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     recipe = FSMRecipe(
@@ -43,6 +45,7 @@ def main() -> None:
         finetune_lr=args.finetune_lr,
         mlp_codes=args.mlp_codes or None,
         freeze_base=not args.joint,
+        rotary_layers=args.rotary_layers,
         seed=args.seed,
     )
     fsm = TokFSM()
@@ -70,7 +73,7 @@ def main() -> None:
             reached.append(clock["train"])
         print(f"  {clock['train']:6.1f} s  {label:<28} first-transition accuracy {accuracy:.3f}", flush=True)
 
-    model = build_default_model(fsm, seed=recipe.seed, num_codes=recipe.num_codes, mlp_codes=recipe.mlp_codes)
+    model = build_default_model(fsm, recipe.seed, recipe.num_codes, recipe.mlp_codes, recipe.rotary_layers)
     started[0] = time.perf_counter()
     train_base(model, recipe, data, progress=False)
     lap()

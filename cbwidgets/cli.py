@@ -34,12 +34,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _recipe_command(
+    train_fsm = _recipe_command(
         commands,
         "train-fsm",
         "train the default TokFSM model from scratch (2-core CPU, about 4 min), save it, print its metrics",
         "tokfsm-model",
         "--code-steps",
+    )
+    train_fsm.add_argument(
+        "--rotary-layers",
+        type=int,
+        default=None,
+        help="keep rotary positions in the first N layers only (default: all four; see cbwidgets.rotary_layers)",
     )
     _recipe_command(
         commands,
@@ -78,7 +84,9 @@ def _lab(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     os.execv(command[0], command)  # JupyterLab takes over this process (Ctrl+C stops it as usual)
 
 
-def _recipe_command(commands: argparse._SubParsersAction, name: str, help: str, out: str, old_flag: str) -> None:
+def _recipe_command(
+    commands: argparse._SubParsersAction, name: str, help: str, out: str, old_flag: str
+) -> argparse.ArgumentParser:
     """Both shipped models' training commands take the same options (their recipes share one shape)."""
     command = commands.add_parser(name, help=help)
     command.add_argument("--out", default=out, help=f"folder to save the model in (default ./{out})")
@@ -96,6 +104,7 @@ def _recipe_command(commands: argparse._SubParsersAction, name: str, help: str, 
         "--float32", action="store_true", help="save float32 weights (default: float16, half the size)"
     )
     command.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return command
 
 
 def _train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -119,6 +128,8 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _recipe(parser: argparse.ArgumentParser, args: argparse.Namespace, recipe: R) -> R:
+    from .errors import CodebookError
+
     changes = {"seed": args.seed}
     for flag, name in (("--base-steps", "base_steps"), ("--finetune-steps", "finetune_steps")):
         value = getattr(args, name)
@@ -126,7 +137,12 @@ def _recipe(parser: argparse.ArgumentParser, args: argparse.Namespace, recipe: R
             if value < 0:
                 parser.error(f"{flag} {value} is not valid; give 0 or a positive number of steps.")
             changes[name] = value
-    return replace(recipe, **changes)
+    if getattr(args, "rotary_layers", None) is not None:
+        changes["rotary_layers"] = args.rotary_layers
+    try:
+        return replace(recipe, **changes)
+    except CodebookError as err:
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

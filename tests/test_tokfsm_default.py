@@ -107,6 +107,7 @@ def test_build_default_model_is_untrained_but_complete() -> None:
         ({"finetune_steps": -1}, "finetune_steps=-1"),
         ({"kmeans_sequences": 0}, "kmeans_sequences"),
         ({"mlp_codes": 0}, "mlp_codes=0"),
+        ({"rotary_layers": 0}, "rotary_layers=0"),
     ],
 )
 def test_bad_recipes_are_explained(changes: dict[str, int], message: str) -> None:
@@ -114,8 +115,12 @@ def test_bad_recipes_are_explained(changes: dict[str, int], message: str) -> Non
         FSMRecipe(**changes)
 
 
-def test_train_fsm_command_trains_saves_and_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rotary_layers", [None, 2])
+def test_train_fsm_command_trains_saves_and_reports(tmp_path: Path, rotary_layers: int | None) -> None:
+    from cbwidgets.rotary_layers import rotary_layers as rotary_layers_of
+
     out = tmp_path / "fsm"
+    extra = [] if rotary_layers is None else ["--rotary-layers", str(rotary_layers)]
     done = subprocess.run(
         [
             sys.executable,
@@ -129,6 +134,7 @@ def test_train_fsm_command_trains_saves_and_reports(tmp_path: Path) -> None:
             "--code-steps",
             "1",
             "--no-progress",
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -137,7 +143,10 @@ def test_train_fsm_command_trains_saves_and_reports(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "first-transition accuracy" in done.stdout and "reference" in done.stdout
     assert f"saved to {out}" in done.stdout and "load_default(" in done.stdout
-    assert len(load_default(out).attached) == 8
+    loaded = load_default(out)
+    assert len(loaded.attached) == 8
+    assert rotary_layers_of(loaded.config) == rotary_layers
+    assert json.loads((out / "recipe.json").read_text())["rotary_layers"] == rotary_layers
     assert (out / "codebooks.safetensors").exists() and (out / "base" / "config.json").exists()
     assert "factor field" not in done.stderr
 
@@ -148,3 +157,6 @@ def test_train_fsm_rejects_bad_steps(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         main(["train-fsm", "--base-steps", "-1"])
     assert "--base-steps -1 is not valid" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train-fsm", "--rotary-layers", "5"])
+    assert "rotary_layers=5 is more than the model's 4 layers" in capsys.readouterr().err
