@@ -45,7 +45,7 @@ from .interventions import (
 )
 from .labels import CodeLabels
 from .names import EMPTY, CodebookName, CodebookNames, CodeRef
-from .rotary_layers import without_positions_after
+from .rotary_layers import position_hooks
 from .sae import SAESpec, TopKSAE
 from .sites import SITE_KINDS, Site, parse_site, site_width, sites_for
 
@@ -148,7 +148,7 @@ class CodebookModel(nn.Module):
         parameters = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
         self._keeps_logits = "logits_to_keep" in parameters
-        self._rotary_hooks = without_positions_after(model)  # a config with rotary_layers keeps them saved
+        self._rotary_hooks = position_hooks(model)  # the config's rotary_layers, read at every forward
 
     # ------------------------------------------------------------ construction
     @classmethod

@@ -8,21 +8,23 @@ positions only in the first ``n`` layers, the later ones can only build on what 
 Layers from ``n`` on get the identity rotation (cosine 1, sine 0): their attention sees content and
 the causal order, not positions ("NoPE"). The setting is one config attribute, so
 ``save_pretrained`` writes it, ``from_pretrained`` reads it back, and every ``CodebookModel`` that
-wraps such a model puts the same layers back without positions.
+wraps a rotary model (GPT-NeoX, Llama and its kin) follows it: set it before building, on a loaded
+model, or on a live one (``set_rotary_layers(model.config, 1)``), and the next forward obeys it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.hooks import RemovableHandle
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .errors import CodebookError, check_positive_int
 from .sites import SITE_TABLE
 
-__all__ = ["CONFIG_KEY", "check_rotary_layers", "rotary_layers", "set_rotary_layers", "without_positions_after"]
+__all__ = ["CONFIG_KEY", "check_rotary_layers", "position_hooks", "rotary_layers", "set_rotary_layers"]
 
 CONFIG_KEY = "cbwidgets_rotary_layers"
 _ROTARY_TYPES = ("gpt_neox", "llama", "mistral", "qwen2", "qwen3")  # attention takes position_embeddings
@@ -57,22 +59,30 @@ def check_rotary_layers(layers: Any, total: int) -> int | None:
     return count
 
 
-def without_positions_after(model: PreTrainedModel) -> list[RemovableHandle]:
-    """Hooks that take the rotation away from every attention layer from ``rotary_layers`` on;
-    none when the config keeps positions everywhere."""
+def position_hooks(model: PreTrainedModel) -> list[RemovableHandle]:
+    """One forward pre-hook per attention layer of a rotary model (none for other families). Each
+    reads ``rotary_layers`` from the config at every call, so setting it on a live model takes
+    effect at the next forward, and unset it changes nothing."""
     config = model.config
-    first = rotary_layers(config)
-    if first is None:
+    row = next((r for r in SITE_TABLE if r.kind == "attn" and config.model_type in r.model_types), None)
+    if row is None or config.model_type not in _ROTARY_TYPES:
         return []
-    set_rotary_layers(config, first)  # a hand-edited config.json is checked like an argument
-    row = next(row for row in SITE_TABLE if row.kind == "attn" and config.model_type in row.model_types)
+    check_rotary_layers(rotary_layers(config), int(config.num_hidden_layers))  # a hand-edited config.json
     return [
-        model.get_submodule(row.module.format(layer=layer)).register_forward_pre_hook(_no_rotation, with_kwargs=True)
-        for layer in range(first, int(config.num_hidden_layers))
+        model.get_submodule(row.module.format(layer=layer)).register_forward_pre_hook(
+            partial(_no_rotation_past, layer), with_kwargs=True
+        )
+        for layer in range(int(config.num_hidden_layers))
     ]
 
 
-def _no_rotation(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _no_rotation_past(
+    layer: int, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]] | None:
+    config = cast(PretrainedConfig, module.config)  # the attention modules of _ROTARY_TYPES keep it
+    first = check_rotary_layers(rotary_layers(config), int(config.num_hidden_layers))
+    if first is None or layer < first:
+        return None
     embeddings = kwargs.get("position_embeddings")
     if embeddings is None:
         raise CodebookError(
@@ -80,9 +90,5 @@ def _no_rotation(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
             f"positions away; this needs transformers >= 5 (pip install -U transformers)."
         )
     cos, sin = embeddings
-    kwargs["position_embeddings"] = (_filled(cos, 1.0), _filled(sin, 0.0))
+    kwargs["position_embeddings"] = (cos.new_ones(cos.shape), sin.new_zeros(sin.shape))
     return args, kwargs
-
-
-def _filled(like: Tensor, value: float) -> Tensor:
-    return like.new_full(like.shape, value)

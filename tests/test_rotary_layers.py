@@ -96,6 +96,22 @@ def test_the_setting_is_saved_with_the_model_and_put_back_on_load(tmp_path: Path
         assert not torch.allclose(CodebookModel.from_pretrained(folder).eval()(ids).logits, before, atol=1e-4)
 
 
+def test_setting_it_on_a_live_model_takes_effect_at_the_next_forward() -> None:
+    model = _model()
+    ids = tiny_data(3, 12)
+    with torch.no_grad():
+        stock = model(ids).logits
+        set_rotary_layers(model.config, np.int64(1))
+        changed = model(ids).logits
+        set_rotary_layers(model.config, None)
+        back = model(ids).logits
+    assert not torch.allclose(changed, stock, atol=1e-4)
+    assert torch.equal(back, stock)
+    setattr(model.config, CONFIG_KEY, "first")  # written around the checks: refused at the next forward
+    with pytest.raises(CodebookError, match="rotary_layers='first'"):
+        model(ids)
+
+
 def test_a_hand_edited_config_is_checked_when_loaded(tmp_path: Path) -> None:
     folder = _model(layers=1).save_pretrained(tmp_path / "m")
     config = json.loads((folder / "base" / "config.json").read_text())
