@@ -22,7 +22,7 @@ import time
 import torch
 
 from cbwidgets.recipe import finetune, fit_codes, train_base
-from cbwidgets.tokfsm import FSMRecipe, TokFSM, build_default_model, compare_to_reference, first_transition_accuracy
+from cbwidgets.tokfsm import FSMRecipe, TokFSM, compare_to_reference, first_transition_accuracy
 from cbwidgets.tokfsm.default import fsm_data
 
 TARGET = 0.975
@@ -73,7 +73,7 @@ def main() -> None:
             reached.append(clock["train"])
         print(f"  {clock['train']:6.1f} s  {label:<28} first-transition accuracy {accuracy:.3f}", flush=True)
 
-    model = build_default_model(fsm, recipe.seed, recipe.num_codes, recipe.mlp_codes, recipe.rotary_layers)
+    model = recipe.untrained_model(fsm)
     started[0] = time.perf_counter()
     train_base(model, recipe, data, progress=False)
     lap()

@@ -165,3 +165,6 @@ def test_the_tokfsm_recipe_takes_the_setting_and_the_default_model_keeps_positio
     fsm = TokFSM()
     assert rotary_layers(build_default_model(fsm, mlp_codes=64, num_codes=16).config) is None
     assert rotary_layers(build_default_model(fsm, mlp_codes=64, num_codes=16, rotary_layers=2).config) == 2
+    small = FSMRecipe(num_codes=16, mlp_codes=64, rotary_layers=np.int64(1), seed=3).untrained_model(fsm)
+    assert rotary_layers(small.config) == 1
+    assert {book.num_codes for book in small.attached.values()} == {16, 64}

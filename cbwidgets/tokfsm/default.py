@@ -154,6 +154,11 @@ class FSMRecipe(SharedRecipe):
         object.__setattr__(self, "mlp_codes", check_positive_int("mlp_codes", self.mlp_codes, allow_none=True))
         object.__setattr__(self, "rotary_layers", check_rotary_layers(self.rotary_layers, LAYERS))
 
+    def untrained_model(self, fsm: TokFSM) -> CodebookModel:
+        """The model this recipe starts from: ``build_default_model`` with the recipe's seed, code
+        counts and rotary layers (one place, so a new model setting reaches every caller)."""
+        return build_default_model(fsm, self.seed, self.num_codes, self.mlp_codes, self.rotary_layers)
+
 
 @dataclass(frozen=True)
 class _FSMData:
@@ -183,7 +188,7 @@ def train_default(
 
     recipe = recipe or FSMRecipe()
     fsm = fsm or TokFSM()
-    model = build_default_model(fsm, recipe.seed, recipe.num_codes, recipe.mlp_codes, recipe.rotary_layers)
+    model = recipe.untrained_model(fsm)
 
     def reference(model: CodebookModel, phase: str) -> pd.DataFrame | None:
         return compare_to_reference(model, fsm) if measure and phase == "finetune" else None
